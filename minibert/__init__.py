@@ -1,0 +1,1 @@
+"""minibert: the BERT family of encoders, from scratch in JAX / flax.nnx."""
