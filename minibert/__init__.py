@@ -1,1 +1,17 @@
-"""minibert: the BERT family of encoders, from scratch in JAX / flax.nnx."""
+"""minibert: the BERT family of encoders, from scratch in JAX / flax.nnx.
+
+    import minibert
+    model = minibert.from_pretrained("path/to/hf_dir")      # config.json + model.safetensors
+    out = model(input_ids, attention_mask=mask, token_type_ids=types)
+    minibert.save_pretrained(model, "out_dir")               # transformers loads it back
+"""
+
+from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
+from minibert.config import BertConfig, PretrainedConfig
+from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
+from minibert.models.outputs import ModelOutput
+
+__all__ = [
+    "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
+    "PretrainedConfig", "from_pretrained", "save_pretrained",
+]

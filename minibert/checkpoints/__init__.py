@@ -1,0 +1,1 @@
+"""Checkpoints: Hugging Face directories (`hf`) and, for training, orbax train state."""

@@ -1,0 +1,77 @@
+"""Model configurations: one dataclass per family, read from and written to Hugging Face `config.json`.
+
+A config holds the hyper-parameters of the architecture and nothing else. Keys of a `config.json`
+that the family does not use (`transformers_version`, `id2label`, ...) are kept in `extra` and written
+back unchanged, so a Hugging Face directory survives a round trip through minibert.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+CONFIG_NAME = "config.json"
+
+
+@dataclasses.dataclass
+class PretrainedConfig:
+    """Base of every family's config. Subclasses add their fields and a `model_type`."""
+
+    model_type: ClassVar[str] = ""
+
+    architectures: list[str] | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PretrainedConfig:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in values.items() if k in names}
+        extra = {k: v for k, v in values.items() if k not in names and k != "model_type"}
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**self.extra, **values, "model_type": self.model_type}
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> PretrainedConfig:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def save(self, directory: str | Path) -> None:
+        path = Path(directory) / CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@dataclasses.dataclass
+class BertConfig(PretrainedConfig):
+    """BERT (Devlin et al., 2019, §3): defaults are BERT-base, uncased (L=12, H=768, A=12)."""
+
+    model_type: ClassVar[str] = "bert"
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
+        position_type = self.extra.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise ValueError(f"position_embedding_type {position_type!r} is not supported: minibert's BERT uses absolute positions")
+        if self.extra.get("is_decoder") or self.extra.get("add_cross_attention"):
+            raise ValueError("BERT as a decoder (is_decoder / add_cross_attention) is not supported: minibert builds encoders")

@@ -1,0 +1,64 @@
+"""Output heads on top of an encoder's hidden states (Devlin et al., 2019, §3.1 and Appendix A.1).
+
+Attribute names follow Hugging Face (`cls.predictions.transform.dense`, `cls.seq_relationship`, ...) so that
+a module's parameter paths are the checkpoint's keys.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from minibert.nn.activations import activation
+from minibert.nn.linear import Linear
+from minibert.nn.norms import LayerNorm
+
+
+class Pooler(nnx.Module):
+    """tanh(W h_[CLS] + b): (batch, seq, hidden) → (batch, hidden), the sentence-level representation."""
+
+    def __init__(self, hidden_size: int, *, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.dense = Linear(hidden_size, hidden_size, init_std=init_std, dtype=dtype, rngs=rngs)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        return jnp.tanh(self.dense(hidden[:, 0]))
+
+
+class PredictionHeadTransform(nnx.Module):
+    """LayerNorm(act(W h + b)): the MLM head's transform, (batch, seq, hidden) → (batch, seq, hidden)."""
+
+    def __init__(self, hidden_size: int, act: str, *, eps: float, init_std: float = 0.02, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        self.dense = Linear(hidden_size, hidden_size, init_std=init_std, dtype=dtype, rngs=rngs)
+        self.act = activation(act)
+        self.LayerNorm = LayerNorm(hidden_size, eps=eps, dtype=dtype)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        return self.LayerNorm(self.act(self.dense(hidden)))
+
+
+class MaskedLMHead(nnx.Module):
+    """logits = transform(h) Eᵀ + bias, where E is the word-embedding matrix (tied weights, §A.1)
+    or, when `tie_word_embeddings` is false, the head's own `decoder.weight`. (batch, seq, vocab)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, act: str, *, eps: float, tied: bool = True,
+                 init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.transform = PredictionHeadTransform(hidden_size, act, eps=eps, init_std=init_std, dtype=dtype, rngs=rngs)
+        self.decoder = None if tied else Linear(hidden_size, vocab_size, use_bias=False, init_std=init_std,
+                                                dtype=dtype, rngs=rngs)
+        self.bias = nnx.Param(jnp.zeros((vocab_size,), jnp.float32))
+
+    def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
+        h = self.transform(hidden)
+        if self.decoder is not None:
+            return self.decoder(h) + self.bias[...].astype(h.dtype)
+        return jnp.einsum("...d,vd->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
+
+
+class PreTrainingHeads(nnx.Module):
+    """The MLM head (`predictions`) and, optionally, the NSP classifier (`seq_relationship`, W p + b, 2 classes)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, act: str, *, eps: float, tied: bool, nsp: bool,
+                 init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.predictions = MaskedLMHead(hidden_size, vocab_size, act, eps=eps, tied=tied, init_std=init_std,
+                                        dtype=dtype, rngs=rngs)
+        self.seq_relationship = Linear(hidden_size, 2, init_std=init_std, dtype=dtype, rngs=rngs) if nsp else None

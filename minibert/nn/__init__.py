@@ -1,0 +1,1 @@
+"""Building blocks, one idea per module, shared by every family."""

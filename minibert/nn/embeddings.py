@@ -1,0 +1,42 @@
+"""Input embeddings: token + absolute position + segment (token type), then LayerNorm and dropout.
+
+BERT (Devlin et al., 2019, §3.2, Figure 2): the input representation of token i is
+    E_i = LayerNorm(word[input_ids_i] + position[i] + token_type[token_type_ids_i])
+Shapes: input_ids (batch, seq) → (batch, seq, embedding_size).
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from minibert.nn.norms import LayerNorm
+
+
+class Embedding(nnx.Module):
+    """A lookup table of shape (num_embeddings, features), named `weight` as in PyTorch."""
+
+    def __init__(self, num_embeddings: int, features: int, *, init_std: float = 0.02, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        self.weight = nnx.Param(init_std * jax.random.normal(rngs.params(), (num_embeddings, features), jnp.float32))
+        self.dtype = dtype
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        return jnp.take(self.weight[...], ids, axis=0).astype(self.dtype)
+
+
+class Embeddings(nnx.Module):
+    """word + position + token type embeddings → LayerNorm → dropout (HF `BertEmbeddings`)."""
+
+    def __init__(self, *, vocab_size: int, embedding_size: int, max_position_embeddings: int, type_vocab_size: int,
+                 layer_norm_eps: float, dropout: float, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        table = dict(init_std=init_std, dtype=dtype, rngs=rngs)
+        self.word_embeddings = Embedding(vocab_size, embedding_size, **table)
+        self.position_embeddings = Embedding(max_position_embeddings, embedding_size, **table)
+        self.token_type_embeddings = Embedding(type_vocab_size, embedding_size, **table)
+        self.LayerNorm = LayerNorm(embedding_size, eps=layer_norm_eps, dtype=dtype)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
+        positions = jnp.arange(input_ids.shape[1])[None, :]
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))

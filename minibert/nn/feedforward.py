@@ -1,0 +1,40 @@
+"""Position-wise feed-forward network and the post-LN sublayer output.
+
+Vaswani et al. (2017), §3.3: FFN(x) = act(x W₁ + b₁) W₂ + b₂, applied to every position alike.
+Post-LN residual (§3.1, as BERT uses it): out = LayerNorm(x + Dropout(Sublayer(x))).
+Hugging Face splits the FFN into `intermediate` (W₁, act) and `output` (W₂, dropout, residual, LayerNorm);
+the module names follow, so checkpoint keys match.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from minibert.nn.activations import activation
+from minibert.nn.linear import Linear
+from minibert.nn.norms import LayerNorm
+
+
+class Intermediate(nnx.Module):
+    """act(x W₁ + b₁): (batch, seq, hidden) → (batch, seq, intermediate)."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str, *, init_std: float = 0.02,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
+        self.dense = Linear(hidden_size, intermediate_size, init_std=init_std, dtype=dtype, rngs=rngs)
+        self.act = activation(act)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.act(self.dense(x))
+
+
+class PostNormOutput(nnx.Module):
+    """LayerNorm(residual + Dropout(h W + b)): the output of a post-LN sublayer, (batch, seq, out)."""
+
+    def __init__(self, in_features: int, out_features: int, *, eps: float, dropout: float, init_std: float = 0.02,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
+        self.dense = Linear(in_features, out_features, init_std=init_std, dtype=dtype, rngs=rngs)
+        self.LayerNorm = LayerNorm(out_features, eps=eps, dtype=dtype)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, h: jax.Array, residual: jax.Array) -> jax.Array:
+        return self.LayerNorm(residual + self.dropout(self.dense(h)))

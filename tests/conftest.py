@@ -1,0 +1,52 @@
+"""Shared test setup: float32 matmuls everywhere, and helpers that build Hugging Face references offline."""
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_default_matmul_precision", "float32")  # exact matmuls on GPU/TPU too (CPU already is)
+
+
+def save_reference(model_class_name: str, config_class_name: str, path, seed: int = 0, **config):
+    """Build a random-init `transformers` model from a config, save it to `path`, return it in eval mode."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_class_name)(getattr(transformers, config_class_name)(**config)).eval()
+    model.save_pretrained(path)
+    return model
+
+
+def padded_batch(vocab_size: int, batch: int, seq: int, type_vocab_size: int = 0, seed: int = 0) -> dict:
+    """Random ids; rows of decreasing real length (the first row unpadded); random token types."""
+    rng = np.random.default_rng(seed)
+    lengths = np.linspace(seq, max(1, seq // 3), batch).astype(int)
+    out = {"input_ids": rng.integers(0, vocab_size, (batch, seq)),
+           "attention_mask": (np.arange(seq)[None] < lengths[:, None]).astype(np.int64)}
+    if type_vocab_size:
+        out["token_type_ids"] = rng.integers(0, type_vocab_size, (batch, seq))
+    return out
+
+
+def torch_outputs(model, batch: dict, **kwargs):
+    import torch
+
+    with torch.no_grad():
+        return model(**{k: torch.from_numpy(v) for k, v in batch.items()}, output_hidden_states=True, **kwargs)
+
+
+def assert_close_at_real(ours, theirs, mask, atol=1e-5, what=""):
+    """Max abs difference ≤ atol, at real (unmasked) positions for token-level tensors."""
+    a = np.asarray(ours, np.float32)
+    b = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
+    diff = np.abs(a - b)
+    if diff.ndim >= 2 and diff.shape[:2] == mask.shape:
+        diff = diff[mask.astype(bool)]
+    assert diff.max() <= atol, f"{what}: max abs diff {diff.max():.3e} > {atol}"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
