@@ -18,7 +18,7 @@ from minibert.models.base import PreTrainedModel
 from minibert.models.heads import Pooler, PreTrainingHeads
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
-from minibert.nn.attention import MultiHeadSelfAttention, padding_bias
+from minibert.nn.attention import MultiHeadSelfAttention, padding_mask
 from minibert.nn.embeddings import Embeddings
 from minibert.nn.feedforward import Intermediate, PostNormOutput
 
@@ -33,8 +33,8 @@ class BertAttention(nnx.Module):
         self.output = PostNormOutput(c.hidden_size, c.hidden_size, eps=c.layer_norm_eps, dropout=c.hidden_dropout_prob,
                                      init_std=c.initializer_range, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
-        return self.output(self.self(x, bias), x)
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        return self.output(self.self(x, mask), x)
 
 
 class BertLayer(nnx.Module):
@@ -48,8 +48,8 @@ class BertLayer(nnx.Module):
         self.output = PostNormOutput(c.intermediate_size, c.hidden_size, eps=c.layer_norm_eps,
                                      dropout=c.hidden_dropout_prob, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
-        h = self.attention(x, bias)
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        h = self.attention(x, mask)
         return self.output(self.intermediate(h), h)
 
 
@@ -59,10 +59,10 @@ class BertEncoder(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype, rngs: nnx.Rngs):
         self.layer = nnx.List([BertLayer(config, dtype=dtype, rngs=rngs) for _ in range(config.num_hidden_layers)])
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         states = [x]
         for layer in self.layer:
-            x = layer(x, bias)
+            x = layer(x, mask)
             states.append(x)
         return x, tuple(states)
 
@@ -88,7 +88,7 @@ class BertModel(PreTrainedModel):
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
         x = self.embeddings(input_ids, token_type_ids)
-        last, states = self.encoder(x, padding_bias(attention_mask))
+        last, states = self.encoder(x, padding_mask(attention_mask))
         return ModelOutput(last_hidden_state=last,
                            pooler_output=None if self.pooler is None else self.pooler(last),
                            hidden_states=states if output_hidden_states else None)

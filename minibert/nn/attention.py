@@ -1,10 +1,15 @@
-"""Scaled dot-product attention and multi-head self-attention.
+"""Scaled dot-product attention, its masks, and multi-head self-attention.
 
 Vaswani et al. (2017), §3.2.1–3.2.2:
     Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + bias) V,     MultiHead = Concat(head_1..head_h) (in `output`)
-Tensors are (batch, seq, heads, head_dim); the additive `bias` broadcasts to (batch, heads, q_seq, k_seq)
-and carries the padding mask (and, for other families, ALiBi slopes or sliding windows).
-Scores and softmax are computed in float32 whatever the compute dtype.
+Tensors are (batch, seq, heads, head_dim). Which keys a query may see is a boolean `mask` that broadcasts to
+(batch, heads, q_seq, k_seq) — padding, packed documents (segment ids), sliding windows — and an optional
+additive `bias` of the same shape carries position information (ALiBi).
+
+Two implementations compute the same function:
+- "reference": einsum + float32 softmax, readable, works everywhere, supports attention dropout;
+- "fused": `jax.nn.dot_product_attention` — cuDNN flash attention on a GPU for bf16/fp16 inputs, XLA
+  elsewhere. It has no attention dropout, so a training-mode dropout falls back to the reference path.
 """
 
 import math
@@ -15,24 +20,69 @@ from flax import nnx
 
 from minibert.nn.linear import Linear
 
+IMPLEMENTATIONS = ("reference", "fused")
+
+
+def padding_mask(attention_mask: jax.Array) -> jax.Array:
+    """(batch, seq) of 1 = real token, 0 = padding → (batch, 1, 1, seq) bool: which keys each query may see."""
+    return attention_mask[:, None, None, :] > 0
+
 
 def padding_bias(attention_mask: jax.Array) -> jax.Array:
-    """(batch, seq) mask of 1 = real token, 0 = padding → additive bias (batch, 1, 1, seq) in float32.
+    """(batch, seq) mask → additive (batch, 1, 1, seq) float32 bias: 0 for real keys, the most negative float32
+    for padding, as Hugging Face builds it (`torch.finfo(dtype).min`)."""
+    return jnp.where(padding_mask(attention_mask), 0.0, jnp.finfo(jnp.float32).min)
 
-    Masked keys get the most negative float32, as Hugging Face does (`torch.finfo(dtype).min`)."""
-    return jnp.where(attention_mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
+
+def segment_mask(segment_ids: jax.Array) -> jax.Array:
+    """(batch, seq) segment ids, 0 = padding → (batch, 1, seq, seq) bool: attend only within one's own document."""
+    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+    return same & (segment_ids[:, None, None, :] > 0)
+
+
+def window_mask(seq_len: int, left: int, right: int) -> jax.Array:
+    """(1, 1, seq, seq) bool: query i sees keys j with i − left ≤ j ≤ i + right (a sliding window)."""
+    offset = jnp.arange(seq_len)[None, :] - jnp.arange(seq_len)[:, None]  # j − i
+    return ((offset >= -left) & (offset <= right))[None, None]
 
 
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None = None,
-                          dropout: nnx.Dropout | None = None) -> jax.Array:
-    """softmax(q kᵀ / √d + bias) v for q, k, v of shape (batch, seq, heads, head_dim)."""
+                          dropout: nnx.Dropout | None = None, *, mask: jax.Array | None = None,
+                          implementation: str = "reference") -> jax.Array:
+    """softmax(q kᵀ / √d + bias, masked) v for q, k, v of shape (batch, seq, heads, head_dim)."""
+    dropout_active = dropout is not None and not dropout.deterministic and dropout.rate > 0
+    if implementation == "fused" and not dropout_active:
+        return _fused_attention(q, k, v, bias, mask)
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention implementation {implementation!r}; choose from {IMPLEMENTATIONS}")
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
     if bias is not None:
         scores = scores + bias
+    if mask is not None:
+        scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     if dropout is not None:
         probs = dropout(probs)
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+
+
+def _fused_attention(q, k, v, bias, mask):
+    """`jax.nn.dot_product_attention`: cuDNN on a GPU when the inputs are half precision, else XLA."""
+    on_gpu = jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16)
+    if bias is not None:
+        bias = jnp.broadcast_to(bias, (q.shape[0], q.shape[2], q.shape[1], k.shape[1])).astype(q.dtype)
+    if mask is not None:
+        mask = jnp.broadcast_to(mask, (q.shape[0], q.shape[2], q.shape[1], k.shape[1]))
+    return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, implementation="cudnn" if on_gpu else "xla")
+
+
+def set_attention_implementation(model: nnx.Module, implementation: str) -> None:
+    """Switch every attention module in `model` to "reference" or "fused" (recompiles on the next call)."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention implementation {implementation!r}; choose from {IMPLEMENTATIONS}")
+    for _, module in nnx.iter_modules(model):
+        if hasattr(module, "attention_implementation"):
+            module.attention_implementation = implementation
 
 
 class MultiHeadSelfAttention(nnx.Module):
@@ -44,13 +94,15 @@ class MultiHeadSelfAttention(nnx.Module):
     def __init__(self, hidden_size: int, num_heads: int, *, dropout: float, init_std: float = 0.02,
                  dtype=jnp.float32, rngs: nnx.Rngs):
         self.num_heads = num_heads
+        self.attention_implementation = "reference"
         linear = dict(init_std=init_std, dtype=dtype, rngs=rngs)
         self.query = Linear(hidden_size, hidden_size, **linear)
         self.key = Linear(hidden_size, hidden_size, **linear)
         self.value = Linear(hidden_size, hidden_size, **linear)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         split = lambda t: t.reshape(*t.shape[:-1], self.num_heads, -1)  # (b, s, h·d) → (b, s, h, d)
-        out = dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)), bias, self.dropout)
+        out = dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
+                                    dropout=self.dropout, mask=mask, implementation=self.attention_implementation)
         return out.reshape(*x.shape[:-1], -1)
