@@ -44,9 +44,10 @@ class PreTrainedModel(nnx.Module):
             return self.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
                                 **targets)
         self.check_inputs(np.asarray(input_ids), np.asarray(attention_mask), np.asarray(token_type_ids))
+        as_int = lambda a: jnp.asarray(a).astype(jnp.int32)  # one dtype per input, so one trace per shape
         targets = {k: None if v is None else jnp.asarray(v) for k, v in targets.items()}
-        return _compiled_forward(self, jnp.asarray(input_ids), jnp.asarray(attention_mask),
-                                 jnp.asarray(token_type_ids), output_hidden_states, targets)
+        return _compiled_forward(self, as_int(input_ids), as_int(attention_mask), as_int(token_type_ids),
+                                 output_hidden_states, targets)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, **targets):
         raise NotImplementedError
