@@ -1,0 +1,1 @@
+"""Downstream use of a trained model: pipelines mirroring Hugging Face's."""

@@ -1,0 +1,1 @@
+"""Pretraining: corpus → token ids → masked batches → a jit-compiled, data-parallel train step → checkpoints."""

@@ -1,0 +1,173 @@
+"""The training loop: one jit-compiled step with donated buffers, data parallel, resumable, plain.
+
+    state  = (parameters, optimizer state)                  replicated on every device
+    batch  = masked examples of this step                   sharded along `data`
+    step(state, batch) → state', loss                       XLA all-reduces the gradients
+
+Dropout draws from a key folded with the step number, and the data of step s is a pure function of
+(seed, s) (training/data.py), so a checkpoint's step is enough to continue exactly where a run stopped.
+Gradient accumulation (`optax.MultiSteps`) turns k micro-steps into one optimizer update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from minibert.checkpoints import train_state
+from minibert.training import optim, sharding
+from minibert.training.data import prefetch
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = 1000                 # optimizer updates
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    decay: str = "linear"             # or "cosine"
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    grad_accumulation: int = 1        # micro-batches per update
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 100
+    save_every: int = 200
+    output_dir: str = "runs/minibert"
+
+
+def loss_and_accuracy(model, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """The model's pretraining loss on a batch, and its masked-token accuracy."""
+    targets = {k: v for k, v in batch.items() if k not in MODEL_INPUTS}
+    out = model(*(batch.get(k) for k in MODEL_INPUTS), **targets)
+    labels = batch["labels"]
+    predicted = jnp.argmax(out.logits, -1)
+    accuracy = jnp.sum((predicted == labels) & (labels >= 0)) / jnp.maximum(jnp.sum(labels >= 0), 1)
+    return out.loss, accuracy
+
+
+class Trainer:
+    """Owns the model, its optimizer and the compiled steps; `run` trains, evaluates, checkpoints, logs."""
+
+    def __init__(self, model: nnx.Module, config: TrainConfig, batches, eval_batch: dict | None = None):
+        self.config, self.batches, self.eval_batch = config, batches, eval_batch
+        self.mesh = sharding.data_mesh()
+        sharding.check_batch_size(batches.batch_size, self.mesh)
+        self.schedule = optim.learning_rate_schedule(config.learning_rate, config.steps, config.warmup_steps,
+                                                     config.decay)
+        tx = optim.adamw(self.schedule, weight_decay=config.weight_decay, clip_norm=config.clip_norm)
+        if config.grad_accumulation > 1:
+            tx = optax.MultiSteps(tx, every_k_schedule=config.grad_accumulation)
+        self.model = model
+        model.eval()
+        self.eval_graphdef = nnx.graphdef((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
+        model.train()
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        self.graphdef, self.rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
+        self.state = jax.device_put(state, sharding.replicated(self.mesh))
+        self.dropout_key = jax.random.key(config.seed)
+        self._train_step = jax.jit(self._step, donate_argnums=0)
+        self._eval_step = jax.jit(self._evaluate)
+        self.checkpoints = train_state.manager(Path(config.output_dir) / "checkpoints")
+
+    # ---- the compiled functions ---------------------------------------------------------------
+
+    def _step(self, state, rng_state, batch, micro_step):
+        model, optimizer = nnx.merge(self.graphdef, rng_state, state)
+        nnx.reseed(model, dropout=jax.random.fold_in(self.dropout_key, micro_step))
+        (loss, accuracy), grads = nnx.value_and_grad(loss_and_accuracy, has_aux=True)(model, batch)
+        optimizer.update(model, grads)
+        parameters = nnx.state(model, nnx.Param)
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(optax.tree.norm(parameters))
+        _, _, state = nnx.split((model, optimizer), nnx.RngState, ...)
+        return state, {"loss": loss, "accuracy": accuracy, "finite": finite}
+
+    def _evaluate(self, state, rng_state, batch):
+        model, _ = nnx.merge(self.eval_graphdef, rng_state, state)
+        return loss_and_accuracy(model, batch)
+
+    def trained_model(self) -> nnx.Module:
+        """The model with the current parameters, in eval mode."""
+        model, _ = nnx.merge(self.eval_graphdef, self.rng_state, self.state)
+        return model
+
+    # ---- the run -------------------------------------------------------------------------------
+
+    def evaluate(self) -> dict:
+        loss, accuracy = self._eval_step(self.state, self.rng_state, self._put(self.eval_batch))
+        loss = float(loss)
+        return {"eval_loss": loss, "eval_accuracy": float(accuracy), "eval_perplexity": math.exp(min(loss, 50.0))}
+
+    def _put(self, batch: dict) -> dict:
+        return jax.device_put(batch, sharding.batch_sharding(self.mesh))
+
+    def restore(self) -> int:
+        """Load the latest checkpoint, if any; the micro-step to continue from."""
+        step, state = train_state.restore(self.checkpoints, nnx.to_pure_dict(self.state))
+        if step is not None:
+            nnx.replace_by_pure_dict(self.state, state)
+            self.state = jax.device_put(self.state, sharding.replicated(self.mesh))
+        return step or 0
+
+    def save(self, micro_step: int) -> None:
+        train_state.save(self.checkpoints, micro_step, nnx.to_pure_dict(self.state))
+
+    def run(self, resume: bool = False) -> list[dict]:
+        """Train to `config.steps` updates; returns the logged metrics (also appended to metrics.jsonl)."""
+        c = self.config
+        total = c.steps * c.grad_accumulation
+        start = self.restore() if resume else 0
+        log_file = Path(c.output_dir) / "metrics.jsonl"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        history, pending, last_good = [], [], start
+        tokens, clock = 0, time.perf_counter()
+        bar = tqdm(total=total, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
+        steps = range(start, total)
+        transfer = lambda batch: (self._put(batch), int(batch["attention_mask"].sum()))
+        for micro_step, (batch, real_tokens) in zip(steps, prefetch(self.batches, steps, transfer)):
+            self.state, metrics = self._train_step(self.state, self.rng_state, batch, micro_step)
+            pending.append((micro_step, metrics))
+            tokens += real_tokens
+            done = micro_step + 1
+            if done % c.log_every == 0 or done == total or done % c.save_every == 0:
+                record = self._check(pending, last_good)
+                pending = []
+                elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+                record.update(step=done, learning_rate=float(self.schedule(done // c.grad_accumulation)),
+                              tokens_per_second=tokens / elapsed)
+                tokens = 0
+                if self.eval_batch is not None and (done % c.eval_every == 0 or done == total):
+                    record.update(self.evaluate())
+                history.append(record)
+                with log_file.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_second']:.0f}",
+                                lr=f"{record['learning_rate']:.2e}")
+            if done % c.save_every == 0 or done == total:
+                self.save(done)
+                last_good = done
+            bar.update(1)
+        bar.close()
+        return history
+
+    @staticmethod
+    def _check(pending: list, last_good: int) -> dict:
+        """Fetch the pending steps' metrics (one host sync); a NaN/inf stops the run, checkpoints intact."""
+        fetched = jax.device_get([m for _, m in pending])
+        for (step, _), m in zip(pending, fetched):
+            if not m["finite"]:
+                raise FloatingPointError(f"loss, gradients or parameters not finite at step {step + 1} (loss {m['loss']}); "
+                                         f"the last good checkpoint is step {last_good}")
+        return {"loss": float(np.mean([m["loss"] for m in fetched])),
+                "accuracy": float(np.mean([m["accuracy"] for m in fetched]))}
