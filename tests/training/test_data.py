@@ -76,3 +76,14 @@ def test_corpus_reading(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(ValueError, match="not UTF-8"):
         read_documents([tmp_path / "bad.txt"])
+
+
+def test_plot_metrics(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minibert.training.plots import plot_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 10, "loss": 5.0}\n{"step": 20, "loss": 4.0, "eval_accuracy": 0.1}\n')
+    ax = plot_metrics(tmp_path)
+    assert ax.get_lines()[0].get_ydata().tolist() == [5.0, 4.0]
