@@ -9,9 +9,11 @@
 from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
 from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
+from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
 
 __all__ = [
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
+    "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
     "PretrainedConfig", "from_pretrained", "save_pretrained",
 ]

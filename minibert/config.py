@@ -25,6 +25,11 @@ class PretrainedConfig:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
+    def claims(cls, values: dict[str, Any]) -> bool:
+        """Whether a config.json whose `model_type` names another family is really this one's (a dialect)."""
+        return False
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PretrainedConfig:
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in values.items() if k in names}

@@ -4,7 +4,8 @@ minibert modules are named like their `transformers` counterparts and store weig
 so a parameter's path in the module tree, joined with dots, *is* its checkpoint key, with the same shape.
 What remains is bookkeeping, done here once for every family:
 - reading every file format a directory may hold (single or sharded safetensors; `pytorch_model.bin`
-  when torch is installed) and old names (`gamma`/`beta` for LayerNorm weight/bias);
+  when torch is installed), old names (`gamma`/`beta` for LayerNorm weight/bias) and trainer state dicts
+  whose every key starts with `model.`; config dialects that a family `claims`;
 - the base-model prefix (`bert.`): a bare-encoder checkpoint loads into a model with heads and back;
 - keys that are not parameters (`position_ids` buffers, tied copies of the word embeddings), per class;
 - one error naming *all* missing, unexpected and mis-shaped weights.
@@ -28,6 +29,7 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
 TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
 LEGACY_NAMES = {"gamma": "weight", "beta": "bias"}
+TRAINER_PREFIX = "model."
 
 
 class CheckpointError(ValueError):
@@ -39,7 +41,8 @@ def read_config(path: str | Path):
     if not (path / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not a Hugging Face model directory")
     values = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
-    return registry.config_class_for(values.get("model_type")).from_dict(values)
+    dialect = [c for c in registry.CONFIGS.values() if c.claims(values)]
+    return (dialect[0] if dialect else registry.config_class_for(values.get("model_type"))).from_dict(values)
 
 
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
@@ -108,6 +111,8 @@ def load_state_dict(model, tensors: dict[str, np.ndarray]) -> None:
 
 def _normalise_keys(model, tensors: dict, expected: dict) -> dict:
     """Old LayerNorm names, the base-model prefix, and keys the class says to ignore."""
+    if all(k.startswith(TRAINER_PREFIX) for k in tensors):                  # a Composer / trainer state dict
+        tensors = {k[len(TRAINER_PREFIX):]: v for k, v in tensors.items()}
     renamed = {}
     for key, value in tensors.items():
         *head, leaf = key.split(".")

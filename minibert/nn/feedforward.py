@@ -38,3 +38,15 @@ class PostNormOutput(nnx.Module):
 
     def __call__(self, h: jax.Array, residual: jax.Array) -> jax.Array:
         return self.LayerNorm(residual + self.dropout(self.dense(h)))
+
+
+def glu(x: jax.Array, act) -> jax.Array:
+    """Gated linear unit: GLU(x) = act(x_in) ⊙ x_gate, where [x_in | x_gate] = x split in two halves along the
+    last axis (Dauphin et al., 2017, Eq. 1; Shazeer, 2020, "GLU Variants Improve Transformer", §2). With
+    act = GELU it is GeGLU: GEGLU(x, W, V) = GELU(xW) ⊗ xV, x·[W | V] being one Linear(d, 2·inter).
+    (..., 2·inter) → (..., inter). MosaicBERT's `act(first half) · second half` and ModernBERT's
+    `input, gate = Wi(h).chunk(2); act(input) * gate` are both this function."""
+    if x.shape[-1] % 2:
+        raise ValueError(f"glu needs an even last axis to split into input and gate halves, got {x.shape[-1]}")
+    x_in, gate = jnp.split(x, 2, axis=-1)
+    return act(x_in) * gate
