@@ -9,11 +9,13 @@
 from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
 from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
+from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM, ConvBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
 
 __all__ = [
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
+    "ConvBertConfig", "ConvBertForMaskedLM", "ConvBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
     "PretrainedConfig", "from_pretrained", "save_pretrained",
 ]

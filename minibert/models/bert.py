@@ -82,7 +82,8 @@ class BertModel(PreTrainedModel):
         self.embeddings = Embeddings(vocab_size=c.vocab_size, embedding_size=c.hidden_size,
                                      max_position_embeddings=c.max_position_embeddings,
                                      type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps,
-                                     dropout=c.hidden_dropout_prob, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+                                     dropout=c.hidden_dropout_prob, pad_token_id=c.pad_token_id,
+                                     init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.encoder = BertEncoder(c, dtype=dtype, rngs=rngs)
         self.pooler = Pooler(c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs) if add_pooling_layer else None
 

@@ -128,7 +128,7 @@ class MosaicBertEmbeddings(nnx.Module):
     def __init__(self, config: MosaicBertConfig, *, dtype, rngs: nnx.Rngs):
         c = config
         table = dict(init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.word_embeddings = Embedding(c.vocab_size, c.hidden_size, **table)
+        self.word_embeddings = Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id, **table)
         self.token_type_embeddings = Embedding(c.type_vocab_size, c.hidden_size, **table)
         self.LayerNorm = MosaicLayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
         self.dropout = nnx.Dropout(c.hidden_dropout_prob, rngs=rngs)

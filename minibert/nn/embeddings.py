@@ -13,24 +13,32 @@ from minibert.nn.norms import LayerNorm
 
 
 class Embedding(nnx.Module):
-    """A lookup table of shape (num_embeddings, features), named `weight` as in PyTorch."""
+    """A lookup table of shape (num_embeddings, features), named `weight` as in PyTorch.
 
-    def __init__(self, num_embeddings: int, features: int, *, init_std: float = 0.02, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+    With `padding_idx`, looking up the padding token passes no gradient to its row (PyTorch's
+    `nn.Embedding(padding_idx=...)`); the row still learns through other uses of the table (a tied decoder)."""
+
+    def __init__(self, num_embeddings: int, features: int, *, padding_idx: int | None = None, init_std: float = 0.02,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         self.weight = nnx.Param(init_std * jax.random.normal(rngs.params(), (num_embeddings, features), jnp.float32))
+        self.padding_idx = padding_idx
         self.dtype = dtype
 
     def __call__(self, ids: jax.Array) -> jax.Array:
-        return jnp.take(self.weight[...], ids, axis=0).astype(self.dtype)
+        table = self.weight[...]
+        if self.padding_idx is not None:
+            table = table.at[self.padding_idx].set(jax.lax.stop_gradient(table[self.padding_idx]))
+        return jnp.take(table, ids, axis=0).astype(self.dtype)
 
 
 class Embeddings(nnx.Module):
     """word + position + token type embeddings → LayerNorm → dropout (HF `BertEmbeddings`)."""
 
     def __init__(self, *, vocab_size: int, embedding_size: int, max_position_embeddings: int, type_vocab_size: int,
-                 layer_norm_eps: float, dropout: float, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+                 layer_norm_eps: float, dropout: float, pad_token_id: int | None = None, init_std: float = 0.02,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         table = dict(init_std=init_std, dtype=dtype, rngs=rngs)
-        self.word_embeddings = Embedding(vocab_size, embedding_size, **table)
+        self.word_embeddings = Embedding(vocab_size, embedding_size, padding_idx=pad_token_id, **table)
         self.position_embeddings = Embedding(max_position_embeddings, embedding_size, **table)
         self.token_type_embeddings = Embedding(type_vocab_size, embedding_size, **table)
         self.LayerNorm = LayerNorm(embedding_size, eps=layer_norm_eps, dtype=dtype)
