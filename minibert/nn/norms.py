@@ -26,3 +26,27 @@ class LayerNorm(nnx.Module):
         if self.bias is not None:
             y = y + self.bias[...]
         return y.astype(self.dtype)
+
+
+class NoNorm(nnx.Module):
+    """MobileBERT's NoNorm (Sun et al., 2020, §3.3, Eq. 1): NoNorm(h) = γ ∘ h + β.
+
+    An element-wise affine map over the last axis of (..., features): no mean, no variance, no eps. It replaces
+    LayerNorm to save latency; `weight` (γ) and `bias` (β) are named as in PyTorch/Hugging Face."""
+
+    def __init__(self, features: int, *, dtype=jnp.float32):
+        self.weight = nnx.Param(jnp.ones((features,), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((features,), jnp.float32))
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x.astype(self.dtype) * self.weight[...].astype(self.dtype) + self.bias[...].astype(self.dtype)
+
+
+def normalization(kind: str, features: int, *, eps: float, dtype=jnp.float32) -> LayerNorm | NoNorm:
+    """The norm a config names (`normalization_type`): "layer_norm" (with `eps`) or "no_norm" (which has none)."""
+    if kind == "layer_norm":
+        return LayerNorm(features, eps=eps, dtype=dtype)
+    if kind == "no_norm":
+        return NoNorm(features, dtype=dtype)
+    raise ValueError(f"unknown normalization_type {kind!r}; known: layer_norm, no_norm")
