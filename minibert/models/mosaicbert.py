@@ -6,7 +6,7 @@ arXiv 2312.17482), §2.1 (architecture) and §2.2 (pretraining). What differs fr
     ALiBi (Press et al. 2022): scores q_i·k_j/√d − m_h·|i − j|                     → nn/alibi.py
     GeGLU feed-forward: out = LN(h + W_o(GELU(h W) ⊗ h V))                         → nn/feedforward.glu
     unpadding: padding removed before the encoder, put back after                  → nn/packing.py
-    low-precision LayerNorm (a compute option, not a weight)                       → set_low_precision_layernorm
+    low-precision LayerNorm (a compute option, not a weight)                       → nn/norms.py
     30% masking in pretraining                                                     → config.mlm_probability
 Each layer is post-LN, like BERT: h = LN(x + Attention(x)); out = LN(h + GLU-FFN(h)).
 
@@ -95,32 +95,6 @@ class MosaicBertConfig(PretrainedConfig):
             raise ValueError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
 
 
-class MosaicLayerNorm(LayerNorm):
-    """`nn.norms.LayerNorm` with MosaicBERT's low-precision option (Portes et al. 2023, §2.1; Composer's
-    LowPrecisionLayerNorm): with `low_precision` set, y = (x − mean)/√(var + eps)·weight + bias is computed
-    in the compute dtype (bfloat16) instead of float32. Same weights either way; (..., features)."""
-
-    def __init__(self, features: int, *, eps: float, dtype=jnp.float32):
-        super().__init__(features, eps=eps, dtype=dtype)
-        self.low_precision = False
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if not self.low_precision:
-            return super().__call__(x)
-        x = x.astype(self.dtype)
-        mean = x.mean(-1, keepdims=True)
-        var = jnp.square(x - mean).mean(-1, keepdims=True)
-        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...].astype(self.dtype) \
-            + self.bias[...].astype(self.dtype)
-
-
-def set_low_precision_layernorm(model: nnx.Module, enabled: bool) -> None:
-    """Compute every LayerNorm of a MosaicBERT model in its compute dtype (enabled) or float32 (recompiles)."""
-    for _, module in nnx.iter_modules(model):
-        if isinstance(module, MosaicLayerNorm):
-            module.low_precision = enabled
-
-
 class MosaicBertEmbeddings(nnx.Module):
     """E = Dropout(LayerNorm(word[ids] + token_type[types])), no position embeddings (§2.1, ALiBi):
     (..., tokens) ids → (..., tokens, hidden)."""
@@ -130,7 +104,7 @@ class MosaicBertEmbeddings(nnx.Module):
         table = dict(init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.word_embeddings = Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id, **table)
         self.token_type_embeddings = Embedding(c.type_vocab_size, c.hidden_size, **table)
-        self.LayerNorm = MosaicLayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
+        self.LayerNorm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
         self.dropout = nnx.Dropout(c.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
@@ -165,7 +139,7 @@ class MosaicBertSelfOutput(nnx.Module):
     def __init__(self, config: MosaicBertConfig, *, dtype, rngs: nnx.Rngs):
         c = config
         self.dense = Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.LayerNorm = MosaicLayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
+        self.LayerNorm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
         self.dropout = nnx.Dropout(c.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, attended: jax.Array, x: jax.Array) -> jax.Array:
@@ -194,7 +168,7 @@ class GatedLinearUnitMLP(nnx.Module):
         self.act = activation("gelu")
         self.wo = Linear(c.intermediate_size, c.hidden_size, **linear)
         self.dropout = nnx.Dropout(c.hidden_dropout_prob, rngs=rngs)
-        self.layernorm = MosaicLayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
+        self.layernorm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
 
     def __call__(self, h: jax.Array) -> jax.Array:
         return self.layernorm(h + self.wo(self.dropout(glu(self.gated_layers(h), self.act))))
@@ -283,7 +257,7 @@ class MosaicBertLMPredictionHead(nnx.Module):
         c = config
         self.transform = nnx.Dict(
             dense=Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs),
-            LayerNorm=MosaicLayerNorm(c.hidden_size, eps=1e-12, dtype=dtype))
+            LayerNorm=LayerNorm(c.hidden_size, eps=1e-12, dtype=dtype))
         self.act = activation(c.hidden_act)
         self.decoder = TiedDecoder(c.vocab_size)
 

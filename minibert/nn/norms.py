@@ -1,7 +1,9 @@
 """Normalization layers.
 
 LayerNorm (Ba et al., 2016): y = (x − mean) / sqrt(var + eps) · weight + bias, statistics over the last
-axis, always computed in float32 (also when the model computes in bfloat16), output in the compute dtype.
+axis, computed in float32 (also when the model computes in bfloat16), output in the compute dtype — unless
+`low_precision` is set (MosaicBERT, Portes et al. 2023, §2.1; Composer's LowPrecisionLayerNorm), which
+computes it in the compute dtype: a training-speed option, not a weight (`set_low_precision_layernorm`).
 """
 
 import jax
@@ -17,15 +19,24 @@ class LayerNorm(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((features,), jnp.float32)) if use_bias else None
         self.eps = eps
         self.dtype = dtype
+        self.low_precision = False
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x.astype(jnp.float32)
+        compute = self.dtype if self.low_precision else jnp.float32
+        x = x.astype(compute)
         mean = x.mean(-1, keepdims=True)
         var = jnp.square(x - mean).mean(-1, keepdims=True)
-        y = (x - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...]
+        y = (x - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...].astype(compute)
         if self.bias is not None:
-            y = y + self.bias[...]
+            y = y + self.bias[...].astype(compute)
         return y.astype(self.dtype)
+
+
+def set_low_precision_layernorm(model: nnx.Module, enabled: bool) -> None:
+    """Compute every LayerNorm of `model` in its compute dtype (enabled) or in float32 (recompiles)."""
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, LayerNorm):
+            module.low_precision = enabled
 
 
 class NoNorm(nnx.Module):

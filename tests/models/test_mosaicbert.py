@@ -12,8 +12,8 @@ from safetensors.numpy import load_file, save_file
 
 import minibert
 from minibert.checkpoints.hf import load_state_dict, model_state_dict, read_state_dict
-from minibert.models.mosaicbert import (MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel,
-                                        set_low_precision_layernorm)
+from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
+from minibert.nn.norms import set_low_precision_layernorm
 from minibert.nn.packing import set_token_capacity
 from tests.conftest import padded_batch
 
