@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny BERT on Python's docstrings)")
     p.add_argument("--family", default="bert")
-    p.add_argument("--size", default="tiny", help="tiny, mini, small or base")
+    p.add_argument("--size", default="tiny", help="tiny, mini, small, base, or a paper config (see presets.py)")
     p.add_argument("--objective", help="mlm, mlm+nsp (or rtd for electra); default: the family's own")
     p.add_argument("--corpus", nargs="+", help="text files or folders (default: the embedded Python docstrings)")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--grad-accumulation", type=int, default=1)
-    p.add_argument("--mask-rate", type=float, default=0.15)
+    p.add_argument("--mask-rate", type=float, help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)")
     p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
     p.add_argument("--seed", type=int, default=0)

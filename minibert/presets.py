@@ -1,27 +1,65 @@
-"""Model sizes by name, and which model class each pretraining objective trains, per family.
+"""Model sizes by name, per family, and which model class each pretraining objective trains.
 
-Sizes follow Turc et al. (2019, "Well-Read Students Learn Better", Table 1): tiny L=2/H=128, mini L=4/H=256,
-small L=4/H=512, base L=12/H=768 (BERT-base, Devlin et al. 2019 §3); heads = H/64 and FFN = 4H.
-`vocab_size` is set by the run's tokenizer; every size has BERT's 512 positions.
+BERT sizes follow Turc et al. (2019, "Well-Read Students Learn Better", Table 1): tiny L=2/H=128, mini
+L=4/H=256, small L=4/H=512, base L=12/H=768 (BERT-base, Devlin et al. 2019 §3), heads = H/64, FFN = 4H.
+The other families scale the same way from their paper's own shape, and each has its paper's configuration
+by name (`mobilebert`, `convbert-small`, `convbert-base`, `mosaicbert-base`, ...). `vocab_size` and the
+padding id are set by the run's tokenizer.
 """
 
-SIZES = {
-    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
-    "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
-    "small": dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048),
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-}
+import dataclasses
 
-# family → {objective: model class name}; the first objective is the family's default
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    objectives: dict[str, str]          # objective → model class name; the first is the family's default
+    sizes: dict[str, dict]              # size name → config values
+    mask_rate: float = 0.15             # Devlin et al. 2019 §3.1; MosaicBERT masks 30% (Portes et al. 2023 §2.2)
+
+
+def _bert_sizes(**extra) -> dict[str, dict]:
+    dims = {"tiny": (128, 2, 2), "mini": (256, 4, 4), "small": (512, 4, 8), "base": (768, 12, 12)}
+    return {name: dict(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * h,
+                       **extra) for name, (h, layers, heads) in dims.items()}
+
+
 FAMILIES = {
-    "bert": {"mlm+nsp": "BertForPreTraining", "mlm": "BertForMaskedLM"},
+    "bert": Family({"mlm+nsp": "BertForPreTraining", "mlm": "BertForMaskedLM"}, _bert_sizes()),
+    "mobilebert": Family(
+        {"mlm+nsp": "MobileBertForPreTraining", "mlm": "MobileBertForMaskedLM"},
+        {   # Sun et al. 2020, Table 1: inter-block 512, intra-block 128, 4 stacked FFNs, 24 layers
+            "tiny": dict(hidden_size=128, embedding_size=64, intra_bottleneck_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=128, num_feedforward_networks=2),
+            "mini": dict(hidden_size=256, embedding_size=64, intra_bottleneck_size=64, num_hidden_layers=6,
+                         num_attention_heads=4, intermediate_size=256, num_feedforward_networks=4),
+            "mobilebert": dict(hidden_size=512, embedding_size=128, intra_bottleneck_size=128, num_hidden_layers=24,
+                               num_attention_heads=4, intermediate_size=512, num_feedforward_networks=4),
+        }),
+    "convbert": Family(
+        {"mlm": "ConvBertForMaskedLM"},
+        {   # Jiang et al. 2020, Table 8 (appendix): head_ratio 2, kernel 9; small: H=256 with E=128
+            **_bert_sizes(embedding_size=None, head_ratio=2, conv_kernel_size=9),
+            "convbert-small": dict(hidden_size=256, embedding_size=128, num_hidden_layers=12, num_attention_heads=4,
+                                   intermediate_size=1024, head_ratio=2, conv_kernel_size=9, num_groups=1),
+            "convbert-base": dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                  intermediate_size=3072, head_ratio=2, conv_kernel_size=9, num_groups=1),
+        }),
+    "mosaicbert": Family(
+        {"mlm": "MosaicBertForMaskedLM"},
+        {**_bert_sizes(), "mosaicbert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                                  intermediate_size=3072)},
+        mask_rate=0.3),
 }
 
 
-def preset(family: str, size: str) -> tuple[dict[str, str], dict]:
-    """(objectives → model class names, config values) for a family and size; a clear error if unknown."""
+def preset(family: str, size: str) -> tuple[Family, dict]:
+    """(the family, config values for the size); a clear error naming the choices if either is unknown."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r} for {family}; choose from {', '.join(SIZES)}")
-    return FAMILIES[family], dict(SIZES[size])
+    sizes = FAMILIES[family].sizes
+    if size not in sizes:
+        raise ValueError(f"unknown size {size!r} for {family}; choose from {', '.join(sizes)}")
+    values = dict(sizes[size])
+    if values.get("embedding_size", 0) is None:       # factorised embeddings off: as wide as the hidden state
+        values["embedding_size"] = values["hidden_size"]
+    return FAMILIES[family], values

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+import minibert  # noqa: F401  (registers every family)
 from minibert import presets
 from minibert.checkpoints.hf import save_pretrained
 from minibert.models import registry
@@ -35,7 +36,7 @@ class PretrainConfig:
     lowercase: bool = True
     seq_len: int = 64
     batch_size: int = 32
-    mask_rate: float = 0.15
+    mask_rate: float | None = None        # the family's default when None (15%; MosaicBERT 30%)
     whole_word: bool = False
     held_out_documents: float = 0.02      # fraction of documents kept for evaluation
     dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
@@ -45,11 +46,13 @@ class PretrainConfig:
 
 def build(config: PretrainConfig):
     """Check the arguments, read the corpus, make or read the vocabulary, build examples and the model."""
-    objectives, size = presets.preset(config.family, config.size)
-    objective = config.objective or next(iter(objectives))
-    if objective not in objectives:
-        raise ValueError(f"{config.family} does not train with objective {objective!r}; choose from {', '.join(objectives)}")
-    model_class = registry.MODELS[objectives[objective]]
+    family, size = presets.preset(config.family, config.size)
+    objective = config.objective or next(iter(family.objectives))
+    if objective not in family.objectives:
+        raise ValueError(f"{config.family} does not train with objective {objective!r}; "
+                         f"choose from {', '.join(family.objectives)}")
+    mask_rate = family.mask_rate if config.mask_rate is None else config.mask_rate
+    model_class = registry.MODELS[family.objectives[objective]]
     model_config = model_class.config_class(**size)
     positions = getattr(model_config, "max_position_embeddings", None)
     if positions is not None and config.seq_len > positions:
@@ -63,7 +66,7 @@ def build(config: PretrainConfig):
         raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --output")
     documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
     tokenizer = _tokenizer(config, documents, out)
-    model_config.vocab_size = len(tokenizer)
+    model_config.vocab_size, model_config.pad_token_id = len(tokenizer), tokenizer.pad_id
 
     tokenized = tokenize_documents(tokenizer, documents)
     held_out = max(1, int(len(tokenized) * config.held_out_documents)) if len(tokenized) > 1 else 0
@@ -74,7 +77,7 @@ def build(config: PretrainConfig):
     examples = make(train_docs, config.train.seed)
     if not len(examples["input_ids"]):
         raise ValueError("the corpus gives no training example")
-    batches = Batches(examples, config.batch_size, tokenizer, seed=config.train.seed, mask_rate=config.mask_rate,
+    batches = Batches(examples, config.batch_size, tokenizer, seed=config.train.seed, mask_rate=mask_rate,
                       whole_word=config.whole_word)
     eval_batch = None
     if eval_docs and (objective != "mlm+nsp" or len(eval_docs) >= 2):
@@ -82,7 +85,7 @@ def build(config: PretrainConfig):
         n = len(held["input_ids"]) - len(held["input_ids"]) % sharding.data_mesh().size
         if n:
             eval_batches = Batches({k: v[:n] for k, v in held.items()}, n, tokenizer, seed=config.train.seed + 1,
-                                   mask_rate=config.mask_rate, whole_word=config.whole_word)
+                                   mask_rate=mask_rate, whole_word=config.whole_word)
             eval_batch = eval_batches(0)
     model = model_class(model_config, dtype=jnp.dtype(config.dtype), rngs=nnx.Rngs(config.train.seed))
     return model, tokenizer, batches, eval_batch

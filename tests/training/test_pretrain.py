@@ -14,19 +14,7 @@ from safetensors.numpy import load_file
 
 from minibert.cli import main
 
-WIKI = Path(__file__).parents[3] / "shared" / "data" / "wikitext-2-raw" / "wiki.valid.raw"
 ARGS = ["--seq-len", "32", "--batch-size", "8", "--log-every", "1", "--eval-every", "1000", "--warmup", "2"]
-
-
-@pytest.fixture(scope="module")
-def corpus_and_vocab(tmp_path_factory):
-    from minibert.tokenization.tokenizer import WordPieceTokenizer
-
-    folder = tmp_path_factory.mktemp("corpus")
-    text = WIKI.read_text(encoding="utf-8")[:120_000]
-    (folder / "wiki.txt").write_text(text, encoding="utf-8")
-    WordPieceTokenizer.train(iter(text.splitlines()), vocab_size=800).save_pretrained(folder / "tokenizer")
-    return folder / "wiki.txt", folder / "tokenizer"
 
 
 def pretrain_command(corpus, vocab, output, steps, *extra):
