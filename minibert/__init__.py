@@ -10,6 +10,7 @@ from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretr
 from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM, ConvBertModel
+from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
@@ -17,6 +18,7 @@ from minibert.models.outputs import ModelOutput
 __all__ = [
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
     "ConvBertConfig", "ConvBertForMaskedLM", "ConvBertModel",
+    "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
     "PretrainedConfig", "from_pretrained", "save_pretrained",

@@ -3,7 +3,7 @@
 BERT sizes follow Turc et al. (2019, "Well-Read Students Learn Better", Table 1): tiny L=2/H=128, mini
 L=4/H=256, small L=4/H=512, base L=12/H=768 (BERT-base, Devlin et al. 2019 §3), heads = H/64, FFN = 4H.
 The other families scale the same way from their paper's own shape, and each has its paper's configuration
-by name (`mobilebert`, `convbert-small`, `convbert-base`, `mosaicbert-base`, ...). `vocab_size` and the
+by name (`mobilebert`, `convbert-small`, `convbert-base`, `mosaicbert-base`; ModernBERT's `base` is its paper's). `vocab_size` and the
 padding id are set by the run's tokenizer.
 """
 
@@ -49,6 +49,17 @@ FAMILIES = {
         {**_bert_sizes(), "mosaicbert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                                                   intermediate_size=3072)},
         mask_rate=0.3),
+    "modernbert": Family(
+        {"mlm": "ModernBertForMaskedLM"},
+        {   # Warner et al. 2024, Table 4: base = 22 layers, H=768, GeGLU 1152, global every 3rd, window 128
+            "tiny": dict(hidden_size=128, num_hidden_layers=3, num_attention_heads=2, intermediate_size=192,
+                         local_attention=32),
+            "mini": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=384,
+                         local_attention=64),
+            "small": dict(hidden_size=512, num_hidden_layers=9, num_attention_heads=8, intermediate_size=768),
+            "base": dict(hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152),
+        },
+        mask_rate=0.3),                 # §2.2.1: 30% masking, after MosaicBERT
 }
 
 
