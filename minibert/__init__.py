@@ -9,6 +9,8 @@
 from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
 from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
+from minibert.models.electra import (ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel,
+                                     ElectraPretrainer)
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM, ConvBertModel
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
@@ -18,6 +20,7 @@ from minibert.models.outputs import ModelOutput
 __all__ = [
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
     "ConvBertConfig", "ConvBertForMaskedLM", "ConvBertModel",
+    "ElectraConfig", "ElectraForMaskedLM", "ElectraForPreTraining", "ElectraModel", "ElectraPretrainer",
     "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",

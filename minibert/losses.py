@@ -27,3 +27,14 @@ def masked_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def next_sentence_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """NSP loss: logits (batch, 2), labels (batch,)."""
     return cross_entropy(logits, labels)
+
+
+def replaced_token_detection_loss(logits: jax.Array, labels: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """ELECTRA's discriminator loss (Clark et al., 2020, §2, L_Disc): binary cross-entropy with logits, averaged
+    over attended tokens. logits (batch, seq); labels (batch, seq), 1 = replaced, 0 = original;
+    attention_mask (batch, seq), 1 = real token.
+    Per token: −y log σ(x) − (1 − y) log(1 − σ(x)) = (1 − y) x − log σ(x)."""
+    x = logits.astype(jnp.float32)
+    per_token = (1.0 - labels.astype(jnp.float32)) * x - jax.nn.log_sigmoid(x)
+    keep = attention_mask == 1
+    return jnp.sum(jnp.where(keep, per_token, 0.0)) / jnp.maximum(keep.sum(), 1)

@@ -3,7 +3,7 @@
 BERT sizes follow Turc et al. (2019, "Well-Read Students Learn Better", Table 1): tiny L=2/H=128, mini
 L=4/H=256, small L=4/H=512, base L=12/H=768 (BERT-base, Devlin et al. 2019 §3), heads = H/64, FFN = 4H.
 The other families scale the same way from their paper's own shape, and each has its paper's configuration
-by name (`mobilebert`, `convbert-small`, `convbert-base`, `mosaicbert-base`; ModernBERT's `base` is its paper's). `vocab_size` and the
+by name (`mobilebert`, `convbert-small`, `electra-small`, `convbert-base`, `mosaicbert-base`; ModernBERT's `base` is its paper's). `vocab_size` and the
 padding id are set by the run's tokenizer.
 """
 
@@ -15,6 +15,7 @@ class Family:
     objectives: dict[str, str]          # objective → model class name; the first is the family's default
     sizes: dict[str, dict]              # size name → config values
     mask_rate: float = 0.15             # Devlin et al. 2019 §3.1; MosaicBERT masks 30% (Portes et al. 2023 §2.2)
+    generator_fraction: float = 0.25    # ELECTRA (Clark et al. 2020, §3.2): generator size / discriminator size
 
 
 def _bert_sizes(**extra) -> dict[str, dict]:
@@ -43,6 +44,15 @@ FAMILIES = {
                                    intermediate_size=1024, head_ratio=2, conv_kernel_size=9, num_groups=1),
             "convbert-base": dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
                                   intermediate_size=3072, head_ratio=2, conv_kernel_size=9, num_groups=1),
+        }),
+    "electra": Family(
+        {"rtd": "ElectraForPreTraining", "mlm": "ElectraForMaskedLM"},
+        {   # Clark et al. 2020, Table 6 (appendix): Small = H 256, E 128, 12 layers; Base = H 768
+            **_bert_sizes(embedding_size=None),
+            "electra-small": dict(hidden_size=256, embedding_size=128, num_hidden_layers=12, num_attention_heads=4,
+                                  intermediate_size=1024),
+            "electra-base": dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                 intermediate_size=3072),
         }),
     "mosaicbert": Family(
         {"mlm": "MosaicBertForMaskedLM"},

@@ -47,9 +47,12 @@ class TrainConfig:
     output_dir: str = "runs/minibert"
 
 
-def loss_and_accuracy(model, batch: dict) -> tuple[jax.Array, jax.Array]:
-    """The model's pretraining loss on a batch, and its masked-token accuracy."""
+def loss_and_accuracy(model, batch: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The model's pretraining loss on a batch, and its masked-token accuracy. Models that sample (ELECTRA's
+    generator) say `needs_key` and get `key`."""
     targets = {k: v for k, v in batch.items() if k not in MODEL_INPUTS}
+    if getattr(model, "needs_key", False):
+        targets["key"] = key
     out = model(*(batch.get(k) for k in MODEL_INPUTS), **targets)
     labels = batch["labels"]
     predicted = jnp.argmax(out.logits, -1)
@@ -85,8 +88,9 @@ class Trainer:
 
     def _step(self, state, rng_state, batch, micro_step):
         model, optimizer = nnx.merge(self.graphdef, rng_state, state)
-        nnx.reseed(model, dropout=jax.random.fold_in(self.dropout_key, micro_step))
-        (loss, accuracy), grads = nnx.value_and_grad(loss_and_accuracy, has_aux=True)(model, batch)
+        dropout_key, sample_key = jax.random.split(jax.random.fold_in(self.dropout_key, micro_step))
+        nnx.reseed(model, dropout=dropout_key)
+        (loss, accuracy), grads = nnx.value_and_grad(loss_and_accuracy, has_aux=True)(model, batch, sample_key)
         optimizer.update(model, grads)
         parameters = nnx.state(model, nnx.Param)
         finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(optax.tree.norm(parameters))
@@ -95,7 +99,7 @@ class Trainer:
 
     def _evaluate(self, state, rng_state, batch):
         model, _ = nnx.merge(self.eval_graphdef, rng_state, state)
-        return loss_and_accuracy(model, batch)
+        return loss_and_accuracy(model, batch, self.dropout_key)
 
     def trained_model(self) -> nnx.Module:
         """The model with the current parameters, in eval mode."""

@@ -16,8 +16,8 @@ from flax import nnx
 
 import minibert  # noqa: F401  (registers every family)
 from minibert import presets
-from minibert.checkpoints.hf import save_pretrained
 from minibert.models import registry
+from minibert.models.electra import ElectraPretrainer
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training import corpus as corpora
 from minibert.training import sharding
@@ -87,7 +87,11 @@ def build(config: PretrainConfig):
             eval_batches = Batches({k: v[:n] for k, v in held.items()}, n, tokenizer, seed=config.train.seed + 1,
                                    mask_rate=mask_rate, whole_word=config.whole_word)
             eval_batch = eval_batches(0)
-    model = model_class(model_config, dtype=jnp.dtype(config.dtype), rngs=nnx.Rngs(config.train.seed))
+    rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
+    if objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
+        model = ElectraPretrainer.from_config(model_config, family.generator_fraction, dtype=dtype, rngs=rngs)
+    else:
+        model = model_class(model_config, dtype=dtype, rngs=rngs)
     return model, tokenizer, batches, eval_batch
 
 
@@ -106,11 +110,14 @@ def _tokenizer(config: PretrainConfig, documents, out: Path) -> WordPieceTokeniz
 
 
 def pretrain(config: PretrainConfig):
-    """Run the whole job; returns (model, tokenizer, metrics history)."""
+    """Run the whole job; returns (the masked LM, tokenizer, metrics history)."""
     model, tokenizer, batches, eval_batch = build(config)
     trainer = Trainer(model, config.train, batches, eval_batch)
     history = trainer.run(resume=config.resume)
     model = trainer.trained_model()
-    save_pretrained(model, config.train.output_dir)
+    model.save_pretrained(config.train.output_dir)
     tokenizer.save_pretrained(config.train.output_dir)
+    if isinstance(model, ElectraPretrainer):  # the generator is the masked LM; it gets the tokenizer files too
+        tokenizer.save_pretrained(Path(config.train.output_dir) / "generator")
+        model = model.generator
     return model, tokenizer, history
