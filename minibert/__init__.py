@@ -16,6 +16,7 @@ from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, 
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
+from minibert.tokenization import Encoding, WordPieceTokenizer
 
 __all__ = [
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
@@ -24,5 +25,5 @@ __all__ = [
     "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
-    "PretrainedConfig", "from_pretrained", "save_pretrained",
+    "Encoding", "PretrainedConfig", "WordPieceTokenizer", "from_pretrained", "save_pretrained",
 ]

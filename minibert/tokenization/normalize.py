@@ -1,0 +1,153 @@
+"""Stage 1 of BERT's tokenizer: normalization (Devlin et al. 2019, §3 and appendix A.2 / the
+released `tokenization.py`, `BasicTokenizer`).
+
+Four switches, applied in this order to every character:
+
+1. `clean_text`: drop NUL, U+FFFD and control characters; map every whitespace to " ".
+2. `handle_chinese_chars`: put spaces around CJK ideographs, so each becomes a word.
+3. `strip_accents`: NFD-decompose, then drop the non-spacing marks (é -> e + ◌́ -> e).
+4. `lowercase`.
+
+BERT's uncased vocabularies use all four; cased ones skip 3 and 4 (`strip_accents` follows
+`lowercase` unless given).
+
+Offsets must point into the *original* text, so normalization also returns an alignment: for
+each normalized character, the index of the original character it came from. Most characters
+map to themselves (lower-cased) and are processed in bulk with `str.lower`; only the "special"
+ones (dropped, CJK, decomposed, marks, ...) go through `_normalize_run` one by one.
+"""
+
+import functools
+import re
+import unicodedata
+
+from minibert.tokenization import charsets
+
+_DROPPED = re.compile(f"[{charsets.regex_class(charsets.DROPPED)}]")
+_CJK = re.compile(f"[{charsets.regex_class(charsets.CJK)}]")
+_WHITESPACE = charsets.characters(charsets.WHITESPACE)
+_TO_SPACE = dict.fromkeys(map(ord, _WHITESPACE), " ")
+_MARKS = charsets.characters(charsets.NONSPACING_MARK)
+_NFD_EXCLUDED = charsets.characters(charsets.NFD_EXCLUDED)
+_NEW_COMBINING = charsets.characters(charsets.NEW_COMBINING)
+# Lower-casing that expands (İ -> i + ◌̇), is contextual in Python (final Σ -> ς; Rust maps
+# each character on its own) or that Python's tables lack.
+_LOWER_SPECIAL = "0130 03A3 " + " ".join(f"{c:04X}" for c in charsets.NEW_LOWERCASE)
+
+
+def _lower(c: str) -> str:
+    return chr(charsets.NEW_LOWERCASE[ord(c)]) if ord(c) in charsets.NEW_LOWERCASE else c.lower()
+
+
+def _decompose(c: str) -> str:
+    return c if c in _NFD_EXCLUDED else unicodedata.normalize("NFD", c)
+
+
+def _combining(c: str) -> int:
+    return 0 if c in _NEW_COMBINING else unicodedata.combining(c)
+
+
+@functools.cache
+def _decomposed_or_combining() -> str:
+    """Table (as in charsets.py) of the characters that NFD changes or may reorder (those of
+    canonical combining class > 0). None above U+2FFFF, so the scan stops there."""
+    chars = (chr(c) for c in range(0x30000) if not 0xD800 <= c < 0xE000)
+    return " ".join(
+        f"{ord(c):04X}" for c in chars if _decompose(c) != c or unicodedata.combining(c))
+
+
+def _canonical_order(chars: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """NFD's canonical ordering: stable-sort each run of combining characters by class."""
+    out, run = [], []
+    for item in chars + [("", False)]:
+        if item[0] and _combining(item[0]):
+            run.append(item)
+            continue
+        out += sorted(run, key=lambda item: _combining(item[0])) + ([item] if item[0] else [])
+        run = []
+    return out
+
+
+def _nfd(chars: list[str], alignment: list[int]) -> tuple[list[str], list[int]]:
+    """NFD, with the alignment the reference computes.
+
+    Each character decomposes into a first character, which takes the place (and origin) of
+    the original, and "inserted" ones, which share the origin of the last original character
+    consumed. Canonical ordering then moves characters together with their inserted flag, and
+    the origins are handed out in the new order."""
+    decomposed = [(d, k > 0) for c in chars for k, d in enumerate(_decompose(c))]
+    out_chars, out_alignment, consumed = [], [], iter(alignment)
+    for c, inserted in _canonical_order(decomposed):
+        if not inserted:
+            origin = next(consumed)
+        out_chars.append(c)
+        out_alignment.append(origin)
+    return out_chars, out_alignment
+
+
+class BertNormalizer:
+    """BERT's normalizer; `normalizer(text)` returns `(normalized, alignment)`.
+
+    `alignment[i]` is the index in `text` of the character that produced `normalized[i]`, or
+    the whole alignment is None when it is the identity (the common, fast case).
+    """
+
+    def __init__(self, clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                 lowercase=True):
+        self.clean_text = clean_text
+        self.handle_chinese_chars = handle_chinese_chars
+        self.strip_accents = lowercase if strip_accents is None else strip_accents
+        self.lowercase = lowercase
+        special = [charsets.DROPPED if clean_text else "",
+                   charsets.CJK if handle_chinese_chars else "",
+                   charsets.NONSPACING_MARK if self.strip_accents else "",
+                   _decomposed_or_combining() if self.strip_accents else "",
+                   _LOWER_SPECIAL if lowercase else ""]
+        special = " ".join(special).strip()
+        self._special = charsets.CharsetRegex("[{s}]+", s=special) if special else None
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        runs = list(self._special(text).finditer(text)) if self._special else []
+        if not runs:
+            return self._normalize_plain(text), None
+        parts, alignment, done = [], [], 0
+        for run in runs:
+            start, end = run.span()
+            parts.append(self._normalize_plain(text[done:start]))
+            alignment += range(done, start)
+            normalized, run_alignment = self._normalize_run(run.group(), start)
+            parts.append(normalized)
+            alignment += run_alignment
+            done = end
+        parts.append(self._normalize_plain(text[done:]))
+        alignment += range(done, len(text))
+        return "".join(parts), alignment
+
+    def _normalize_plain(self, text: str) -> str:
+        """Characters that stay one character: whitespace -> " ", and lower-casing."""
+        if self.clean_text:
+            text = text.translate(_TO_SPACE)
+        return text.lower() if self.lowercase else text
+
+    def _normalize_run(self, run: str, offset: int) -> tuple[str, list[int]]:
+        """The four stages, character by character, keeping each one's origin."""
+        chars, alignment = [], []
+        for i, c in enumerate(run, offset):
+            if self.clean_text:
+                if _DROPPED.match(c):
+                    continue
+                if c in _WHITESPACE:
+                    c = " "
+            if self.handle_chinese_chars and _CJK.match(c):
+                c = f" {c} "
+            chars += c
+            alignment += [i] * len(c)
+        if self.strip_accents:
+            chars, alignment = _nfd(chars, alignment)
+            kept = [k for k, c in enumerate(chars) if c not in _MARKS]
+            chars, alignment = [chars[k] for k in kept], [alignment[k] for k in kept]
+        if self.lowercase:
+            lowered = [_lower(c) for c in chars]
+            alignment = [a for c, a in zip(lowered, alignment) for _ in c]
+            chars = lowered
+        return "".join(chars), alignment

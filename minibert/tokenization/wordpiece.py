@@ -1,0 +1,74 @@
+"""Stage 3 of BERT's tokenizer: the WordPiece model (Schuster & Nakajima 2012; Wu et al. 2016
+§4.1; Devlin et al. 2019 §3 uses a 30,000-token WordPiece vocabulary).
+
+Each word is cut into vocabulary pieces by *greedy longest match first*: take the longest
+prefix of the word that is in the vocabulary, then the longest prefix of the rest spelled with
+the continuation prefix "##", and so on:
+
+    "unaffable" -> un | ##aff | ##able
+
+If at some point no piece matches, the whole word becomes `[UNK]` (not just the failing
+part), and so does any word longer than `max_input_chars_per_word` characters.
+
+`decode` goes back: continuation pieces are glued to the previous piece, the others are
+separated by a space, and the spaces before . ? ! , are removed.
+"""
+
+UNK = "[UNK]"
+PREFIX = "##"
+
+
+class WordPiece:
+    def __init__(self, vocab: dict[str, int], unk_token=UNK, prefix=PREFIX,
+                 max_input_chars_per_word=100, cache_size=1_000_000):
+        self.vocab = vocab
+        self.unk_id = vocab[unk_token]
+        self.prefix = prefix
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.longest = max(map(len, vocab), default=0)  # no piece can be longer than this
+        self._cache: dict[str, tuple[tuple[int, int, int], ...]] = {}
+        self._cache_size = cache_size
+
+    def __call__(self, word: str) -> tuple[tuple[int, int, int], ...]:
+        """The pieces of `word` as (id, start, end), offsets into the word. Cached per word."""
+        pieces = self._cache.get(word)
+        if pieces is None:
+            pieces = self.greedy_longest_match(word)
+            if len(self._cache) < self._cache_size:
+                self._cache[word] = pieces
+        return pieces
+
+    def greedy_longest_match(self, word: str) -> tuple[tuple[int, int, int], ...]:
+        unknown = ((self.unk_id, 0, len(word)),)
+        if len(word) > self.max_input_chars_per_word:
+            return unknown
+        pieces, start = [], 0
+        while start < len(word):
+            prefix = self.prefix if start > 0 else ""
+            for end in range(min(len(word), start + self.longest), start, -1):
+                piece_id = self.vocab.get(prefix + word[start:end])
+                if piece_id is not None:
+                    break
+            else:
+                return unknown
+            pieces.append((piece_id, start, end))
+            start = end
+        return tuple(pieces)
+
+
+# Detokenization clean-up of the reference decoder, applied to each piece with its space.
+_CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+            (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+def decode(tokens: list[str], prefix=PREFIX, cleanup=True) -> str:
+    """Join WordPiece tokens back into text: "un ##aff ##able ." -> "unaffable."."""
+    out = []
+    for i, token in enumerate(tokens):
+        if i > 0:
+            token = token[len(prefix):] if token.startswith(prefix) else " " + token
+        if cleanup:
+            for dirty, clean in _CLEANUP:
+                token = token.replace(dirty, clean)
+        out.append(token)
+    return "".join(out)
