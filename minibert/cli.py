@@ -1,4 +1,5 @@
-"""The `minibert` command line: `minibert pretrain`, `minibert fill-mask`, `minibert parity HF_DIR`.
+"""The `minibert` command line: `minibert pretrain`, `minibert fill-mask`, `minibert parity HF_DIR`,
+`minibert assignment make OUT_DIR`.
 
 Each subcommand is a thin wrapper over a library function; `python -m minibert` works the same.
 """
@@ -33,7 +34,8 @@ def pretrain(args) -> int:
     config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, corpus=args.corpus,
                             vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
-                            whole_word=args.whole_word, dtype=args.dtype, resume=args.resume, train=train)
+                            whole_word=args.whole_word, dtype=args.dtype, attention=args.attention,
+                            resume=args.resume, train=train)
     model, tokenizer, history = run(config)
     first, last = history[0], history[-1]
     print(f"loss {first['loss']:.3f} (step {first['step']}) → {last['loss']:.3f} (step {last['step']})"
@@ -63,6 +65,81 @@ def fill_mask_command(args) -> int:
     model, tokenizer = from_pretrained(args.model), WordPieceTokenizer.from_pretrained(args.model)
     for text in args.text:
         print_fill_mask(fill_mask(model, tokenizer, text, top_k=args.top_k), text)
+    return 0
+
+
+def assignment_make(args) -> int:
+    from minibert.course import GRADED, make_assignment
+
+    out = make_assignment(args.out_dir, solution=args.solution)
+    print(f"wrote {out / 'minibert'} ({'solution' if args.solution else 'stubbed: ' + ', '.join(g.qualname for g in GRADED)})")
+    print(f"grade with: pytest {out / 'autograder'}")
+    return 0
+
+
+def finetune(args) -> int:
+    from minibert.training.finetune import FinetuneConfig, finetune as run
+    from minibert.training.loop import TrainConfig
+
+    train = TrainConfig(steps=args.steps or 0, learning_rate=args.lr, warmup_steps=args.warmup or 0, decay=args.decay,
+                        weight_decay=args.weight_decay, grad_accumulation=args.grad_accumulation, seed=args.seed,
+                        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
+                        output_dir=args.output)
+    config = FinetuneConfig(task=args.task, model=args.model, train_file=args.train, eval_file=args.eval,
+                            max_length=args.max_length, batch_size=args.batch_size,
+                            eval_batch_size=args.eval_batch_size, epochs=None if args.steps else args.epochs,
+                            warmup_ratio=None if args.warmup is not None else args.warmup_ratio,
+                            train_limit=args.train_limit, eval_limit=args.eval_limit, doc_stride=args.doc_stride,
+                            max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
+                            dtype=args.dtype, resume=args.resume, train=train)
+    result = run(config)
+    for note in result.notes:
+        print(note)
+    if result.best.get("step") is not None:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in result.best.items() if k != "step")
+        print(f"best dev scores (step {result.best['step']}): {scores}")
+        if result.baseline:
+            print("majority-class baseline: " + ", ".join(f"{k} {v:.4f}" for k, v in result.baseline.items()))
+    print(f"saved to {args.output} (config.json, model.safetensors, vocab.txt)")
+    return 0
+
+
+def _task_model(path):
+    import minibert.models.finetuning  # noqa: F401  (registers the task heads)
+    from minibert.checkpoints.hf import from_pretrained
+    from minibert.tokenization.tokenizer import WordPieceTokenizer
+
+    return from_pretrained(path), WordPieceTokenizer.from_pretrained(path)
+
+
+def text_classification_command(args) -> int:
+    from minibert.tasks.pipelines import text_classification
+
+    model, tokenizer = _task_model(args.model)
+    for text, result in zip(args.text, text_classification(model, tokenizer, args.text, top_k=args.top_k)):
+        print(f"{text}\n   " + "   ".join(f"{r['label']} {r['score']:.3f}" for r in
+                                          (result if isinstance(result, list) else [result])))
+    return 0
+
+
+def token_classification_command(args) -> int:
+    from minibert.tasks.pipelines import token_classification
+
+    model, tokenizer = _task_model(args.model)
+    for text in args.text:
+        print(text)
+        for e in token_classification(model, tokenizer, text, aggregation_strategy=args.aggregation):
+            print(f"   {e.get('entity_group', e.get('entity'))} {e['word']!r} [{e['start']}:{e['end']}] {e['score']:.3f}")
+    return 0
+
+
+def question_answering_command(args) -> int:
+    from minibert.tasks.pipelines import question_answering
+
+    model, tokenizer = _task_model(args.model)
+    answers = question_answering(model, tokenizer, args.question, args.context, top_k=args.top_k)
+    for a in answers if isinstance(answers, list) else [answers]:
+        print(f"{a['answer']!r} [{a['start']}:{a['end']}] {a['score']:.3f}")
     return 0
 
 
@@ -97,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-rate", type=float, help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)")
     p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    p.add_argument("--attention", default="auto", choices=["auto", "reference", "fused"],
+                   help="attention implementation (default auto: fused jax.nn.dot_product_attention on GPU/TPU, "
+                        "the reference einsum on CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--eval-every", type=int, default=200)
@@ -111,6 +191,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("text", nargs="+")
     p.set_defaults(run=fill_mask_command)
+
+    p = commands.add_parser("assignment", help="course mode: the student version of minibert and its autograder")
+    steps = p.add_subparsers(dest="step", required=True)
+    p = steps.add_parser("make", help="write OUT_DIR/minibert with the graded functions stubbed, and OUT_DIR/autograder")
+    p.add_argument("out_dir")
+    p.add_argument("--solution", action="store_true", help="keep the reference bodies (to check the autograder)")
+    p.set_defaults(run=assignment_make)
+
+    p = commands.add_parser("finetune", help="fine-tune a model on GLUE-style TSV, CoNLL NER or SQuAD; keep the best")
+    p.add_argument("--task", required=True, choices=["glue", "ner", "squad"])
+    p.add_argument("--model", required=True, help="Hugging Face model directory with vocab.txt (pretrained or fine-tuned)")
+    p.add_argument("--train", required=True, help="training file: TSV with a header, CoNLL, or SQuAD JSON (.json/.zip)")
+    p.add_argument("--eval", help="dev file, scored at every evaluation; the best model is kept")
+    p.add_argument("--output", default="runs/finetune")
+    p.add_argument("--max-length", type=int, help="tokens per row (default 128; squad 384)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--steps", type=int, help="optimizer updates (instead of --epochs)")
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--warmup-ratio", type=float, default=0.1, help="warmup as a fraction of the steps")
+    p.add_argument("--warmup", type=int, help="warmup steps (instead of --warmup-ratio)")
+    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--grad-accumulation", type=int, default=1)
+    p.add_argument("--train-limit", type=int, help="train on a seeded random subset of this many examples")
+    p.add_argument("--eval-limit", type=int, help="score only the first examples of the dev file")
+    p.add_argument("--doc-stride", type=int, default=128, help="squad: step between context windows, in tokens")
+    p.add_argument("--max-query-length", type=int, default=64)
+    p.add_argument("--max-answer-length", type=int, default=30)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=200, help="steps between dev evaluations (a multiple of --log-every)")
+    p.add_argument("--save-every", type=int, default=1000, help="steps between resumable (orbax) checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+    p.set_defaults(run=finetune)
+
+    p = commands.add_parser("text-classification", help="label texts with a sequence-classification model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("text", nargs="+")
+    p.set_defaults(run=text_classification_command)
+
+    p = commands.add_parser("token-classification", help="named entities in texts, with a token-classification model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--aggregation", default="simple", choices=["none", "simple", "first", "average", "max"])
+    p.add_argument("text", nargs="+")
+    p.set_defaults(run=token_classification_command)
+
+    p = commands.add_parser("question-answering", help="the answer to a question, extracted from a context")
+    p.add_argument("--model", required=True)
+    p.add_argument("--context", required=True)
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("question")
+    p.set_defaults(run=question_answering_command)
     return parser
 
 

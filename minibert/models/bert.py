@@ -15,7 +15,7 @@ from flax import nnx
 from minibert import losses
 from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import Pooler, PreTrainingHeads
+from minibert.models.heads import Pooler, PreTrainingHeads, select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.attention import MultiHeadSelfAttention, padding_mask
@@ -113,9 +113,10 @@ class _BertWithHeads(PreTrainedModel):
                                     dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                next_sentence_label=None):
+                next_sentence_label=None, masked_positions=None):
         out = self.bert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
-        logits = self.cls.predictions(out.last_hidden_state, self.bert.embeddings.word_embeddings.weight[...])
+        scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
+        logits = self.cls.predictions(scored, self.bert.embeddings.word_embeddings.weight[...])
         nsp_logits = self.cls.seq_relationship(out.pooler_output) if self.nsp else None
         loss = None
         if labels is not None:
@@ -128,13 +129,16 @@ class _BertWithHeads(PreTrainedModel):
 
 @register_model
 class BertForMaskedLM(_BertWithHeads):
-    """BERT with the masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels`."""
+    """BERT with the masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels`.
+    Given `masked_positions` (batch, n), the head runs there only (sparse head): logits (batch, n, vocab),
+    `labels` (batch, n)."""
 
     nsp = False
 
 
 @register_model
 class BertForPreTraining(_BertWithHeads):
-    """BERT with MLM and NSP heads; loss = MLM + NSP given `labels` and `next_sentence_label`."""
+    """BERT with MLM and NSP heads; loss = MLM + NSP given `labels` and `next_sentence_label`; sparse MLM head
+    given `masked_positions`, as `BertForMaskedLM`."""
 
     nsp = True

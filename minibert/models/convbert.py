@@ -23,7 +23,7 @@ from minibert import losses
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertAttention, BertEncoder, BertLayer
-from minibert.models.heads import PredictionHeadTransform
+from minibert.models.heads import PredictionHeadTransform, select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.activations import activation
@@ -229,7 +229,8 @@ class GeneratorLMHead(nnx.Module):
 @register_model
 class ConvBertForMaskedLM(PreTrainedModel):
     """ConvBERT with the generator's masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy
-    given `labels` (-100 where nothing is predicted)."""
+    given `labels` (-100 where nothing is predicted). Given `masked_positions` (batch, n), the head runs there
+    only: logits (batch, n, vocab), `labels` (batch, n)."""
 
     config_class = ConvBertConfig
     base_model_prefix = "convbert"
@@ -244,9 +245,11 @@ class ConvBertForMaskedLM(PreTrainedModel):
         self.generator_lm_head = GeneratorLMHead(c.embedding_size, c.vocab_size, tied=c.tie_word_embeddings,
                                                  init_std=c.initializer_range, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                masked_positions=None):
         out = self.convbert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
-        logits = self.generator_lm_head(self.generator_predictions(out.last_hidden_state),
+        scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
+        logits = self.generator_lm_head(self.generator_predictions(scored),
                                         self.convbert.embeddings.word_embeddings.weight[...])
         loss = None if labels is None else losses.masked_lm_loss(logits, labels)
         return out.replace(logits=logits, loss=loss)

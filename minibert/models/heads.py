@@ -62,3 +62,25 @@ class PreTrainingHeads(nnx.Module):
         self.predictions = MaskedLMHead(hidden_size, vocab_size, act, eps=eps, tied=tied, init_std=init_std,
                                         dtype=dtype, rngs=rngs)
         self.seq_relationship = Linear(hidden_size, 2, init_std=init_std, dtype=dtype, rngs=rngs) if nsp else None
+
+
+def select_masked(hidden: jax.Array, masked_positions: jax.Array | None, labels: jax.Array | None) -> jax.Array:
+    """The hidden states where the masked-LM loss is scored, for a *sparse* MLM head.
+
+    The vocabulary projection is the costliest per-token matmul of pretraining (BERT-base: 768 × 30522 per
+    token), yet only the masked tokens (15%) are scored. Gathering them first runs the head (transform and
+    decoder) on (batch, n_predictions) positions instead of (batch, seq), with the same loss: the positions
+    not gathered carry label -100 and add nothing to it, nor to its gradient.
+
+    hidden (batch, seq, d); masked_positions (batch, n_predictions) int in [0, seq), or None (dense head:
+    `hidden` returned as is); labels, when given with positions, (batch, n_predictions), -100 in empty slots.
+    → (batch, n_predictions, d)."""
+    if masked_positions is None:
+        return hidden
+    if masked_positions.ndim != 2 or masked_positions.shape[0] != hidden.shape[0]:
+        raise ValueError(f"masked_positions must have shape (batch, n_predictions) with batch {hidden.shape[0]}, "
+                         f"got {masked_positions.shape}")
+    if labels is not None and labels.shape != masked_positions.shape:
+        raise ValueError(f"with masked_positions {masked_positions.shape}, labels are those positions' labels and "
+                         f"must have the same shape, got {labels.shape}")
+    return jnp.take_along_axis(hidden, masked_positions.astype(jnp.int32)[..., None], axis=1)

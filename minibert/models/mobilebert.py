@@ -23,7 +23,7 @@ from flax import nnx
 from minibert import losses
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import Pooler, PredictionHeadTransform
+from minibert.models.heads import Pooler, PredictionHeadTransform, select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.attention import padding_mask
@@ -262,10 +262,11 @@ class _MobileBertWithHeads(PreTrainedModel):
         self.cls = MobileBertPreTrainingHeads(config, nsp=self.nsp, dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                next_sentence_label=None):
+                next_sentence_label=None, masked_positions=None):
         out = self.mobilebert.forward(input_ids, attention_mask, token_type_ids,
                                       output_hidden_states=output_hidden_states)
-        logits = self.cls.predictions(out.last_hidden_state, self.mobilebert.embeddings.word_embeddings.weight[...])
+        scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
+        logits = self.cls.predictions(scored, self.mobilebert.embeddings.word_embeddings.weight[...])
         nsp_logits = self.cls.seq_relationship(out.pooler_output) if self.nsp else None
         loss = None
         if labels is not None:
@@ -278,7 +279,8 @@ class _MobileBertWithHeads(PreTrainedModel):
 
 @register_model
 class MobileBertForMaskedLM(_MobileBertWithHeads):
-    """MobileBERT with the masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels`."""
+    """MobileBERT with the masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels`.
+    Given `masked_positions` (batch, n), the head runs there only: logits (batch, n, vocab), `labels` (batch, n)."""
 
     nsp = False
 

@@ -39,6 +39,7 @@ from flax import nnx
 from minibert import losses
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
+from minibert.models.heads import select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.activations import activation
@@ -309,7 +310,8 @@ class ModernBertDecoder(nnx.Module):
 @register_model
 class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
     """ModernBERT with its MLM head: logits (batch, seq, vocab) = decoder(head(h)); loss = MLM cross-entropy given
-    `labels` (-100 = not predicted). When unpadding, the head runs on the real tokens only."""
+    `labels` (-100 = not predicted). When unpadding, the head runs on the real tokens only; given
+    `masked_positions` (batch, n), on those positions only: logits (batch, n, vocab), `labels` (batch, n)."""
 
     base_model_prefix = "model"
     ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^decoder\.weight$")  # the tied copy, when tied
@@ -321,11 +323,15 @@ class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
         self.head = ModernBertPredictionHead(config, dtype=dtype, rngs=rngs)
         self.decoder = ModernBertDecoder(config, dtype=dtype, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                masked_positions=None):
         last, states, unpadded = self.model.encode(input_ids, attention_mask)
-        logits = self.decoder(self.head(last), self.model.embeddings.tok_embeddings.weight[...])
         rows = (lambda t: t) if unpadded is None else (lambda t: repad(t, unpadded))
-        logits = rows(logits)
+        tok_embeddings = self.model.embeddings.tok_embeddings.weight[...]
+        if masked_positions is None:   # dense: the head on every token of the working layout, re-padded
+            logits = rows(self.decoder(self.head(last), tok_embeddings))
+        else:                          # sparse: the head on the masked positions only
+            logits = self.decoder(self.head(select_masked(rows(last), masked_positions, labels)), tok_embeddings)
         return ModelOutput(last_hidden_state=rows(last),
                            hidden_states=tuple(map(rows, states)) if output_hidden_states else None,
                            logits=logits,

@@ -40,7 +40,7 @@ from flax import nnx
 from minibert import losses
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import Pooler
+from minibert.models.heads import Pooler, select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.activations import activation
@@ -269,7 +269,8 @@ class MosaicBertLMPredictionHead(nnx.Module):
 @register_model
 class MosaicBertForMaskedLM(PreTrainedModel):
     """MosaicBERT with the masked-LM head: logits (batch, seq, vocab), zeros at padding; loss = MLM
-    cross-entropy given `labels` (-100 = not predicted). The head runs on the unpadded tokens only."""
+    cross-entropy given `labels` (-100 = not predicted). The head runs on the unpadded tokens only, or, given
+    `masked_positions` (batch, n), on those positions only: logits (batch, n, vocab), `labels` (batch, n)."""
 
     config_class = MosaicBertConfig
     base_model_prefix = "bert"
@@ -284,11 +285,16 @@ class MosaicBertForMaskedLM(PreTrainedModel):
     def check_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
         self.bert.check_inputs(input_ids, attention_mask, token_type_ids)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                masked_positions=None):
         states, unpadded = self.bert.encode(input_ids, attention_mask, token_type_ids)
-        packed_logits = self.cls["predictions"](states[-1], self.bert.embeddings.word_embeddings.weight[...])
-        logits = repad(packed_logits, unpadded)
-        return ModelOutput(last_hidden_state=repad(states[-1], unpadded),
+        last = repad(states[-1], unpadded)
+        word_embeddings = self.bert.embeddings.word_embeddings.weight[...]
+        if masked_positions is None:   # dense: the head on the unpadded tokens, re-padded
+            logits = repad(self.cls["predictions"](states[-1], word_embeddings), unpadded)
+        else:                          # sparse: the head on the masked positions only
+            logits = self.cls["predictions"](select_masked(last, masked_positions, labels), word_embeddings)
+        return ModelOutput(last_hidden_state=last,
                            hidden_states=tuple(repad(s, unpadded) for s in states) if output_hidden_states else None,
                            logits=logits,
                            loss=None if labels is None else losses.masked_lm_loss(logits, labels))

@@ -16,7 +16,8 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
     if masks.size == 0:
         raise ValueError(f"no [MASK] token in {text!r}")
     logits = model(ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids)).logits
-    probs = np.asarray(jax.nn.softmax(logits[0, masks].astype("float32"), axis=-1))
+    # a vocabulary padded to a multiple of 64 has rows no token uses: predict among the tokenizer's own
+    probs = np.asarray(jax.nn.softmax(logits[0, masks, :len(tokenizer)].astype("float32"), axis=-1))
     results = []
     for position, p in zip(masks, probs):
         candidates = []

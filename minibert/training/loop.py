@@ -61,10 +61,17 @@ def loss_and_accuracy(model, batch: dict, key: jax.Array) -> tuple[jax.Array, ja
 
 
 class Trainer:
-    """Owns the model, its optimizer and the compiled steps; `run` trains, evaluates, checkpoints, logs."""
+    """Owns the model, its optimizer and the compiled steps; `run` trains, evaluates, checkpoints, logs.
 
-    def __init__(self, model: nnx.Module, config: TrainConfig, batches, eval_batch: dict | None = None):
+    `metric(model, batch, key) -> (loss, accuracy)` is what the step differentiates and logs (default: the
+    pretraining loss and masked-token accuracy). `evaluator(model, step) -> dict`, when given, runs at every
+    evaluation point on the current model (eval mode) and its values join the logged record — fine-tuning
+    uses it to score the dev set and keep the best checkpoint. `desc` labels the progress bar."""
+
+    def __init__(self, model: nnx.Module, config: TrainConfig, batches, eval_batch: dict | None = None, *,
+                 metric=loss_and_accuracy, evaluator=None, desc: str = "pretrain"):
         self.config, self.batches, self.eval_batch = config, batches, eval_batch
+        self.metric, self.evaluator, self.desc = metric, evaluator, desc
         self.mesh = sharding.data_mesh()
         sharding.check_batch_size(batches.batch_size, self.mesh)
         self.schedule = optim.learning_rate_schedule(config.learning_rate, config.steps, config.warmup_steps,
@@ -90,7 +97,7 @@ class Trainer:
         model, optimizer = nnx.merge(self.graphdef, rng_state, state)
         dropout_key, sample_key = jax.random.split(jax.random.fold_in(self.dropout_key, micro_step))
         nnx.reseed(model, dropout=dropout_key)
-        (loss, accuracy), grads = nnx.value_and_grad(loss_and_accuracy, has_aux=True)(model, batch, sample_key)
+        (loss, accuracy), grads = nnx.value_and_grad(self.metric, has_aux=True)(model, batch, sample_key)
         optimizer.update(model, grads)
         parameters = nnx.state(model, nnx.Param)
         finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(optax.tree.norm(parameters))
@@ -99,7 +106,7 @@ class Trainer:
 
     def _evaluate(self, state, rng_state, batch):
         model, _ = nnx.merge(self.eval_graphdef, rng_state, state)
-        return loss_and_accuracy(model, batch, self.dropout_key)
+        return self.metric(model, batch, self.dropout_key)
 
     def trained_model(self) -> nnx.Module:
         """The model with the current parameters, in eval mode."""
@@ -136,7 +143,7 @@ class Trainer:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         history, pending, last_good = [], [], start
         tokens, clock = 0, time.perf_counter()
-        bar = tqdm(total=total, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=start, desc=self.desc, unit="step", dynamic_ncols=True)
         steps = range(start, total)
         transfer = lambda batch: (self._put(batch), int(batch["attention_mask"].sum()))
         for micro_step, (batch, real_tokens) in zip(steps, prefetch(self.batches, steps, transfer)):
@@ -153,6 +160,8 @@ class Trainer:
                 tokens = 0
                 if self.eval_batch is not None and (done % c.eval_every == 0 or done == total):
                     record.update(self.evaluate())
+                if self.evaluator is not None and (done % c.eval_every == 0 or done == total):
+                    record.update(self.evaluator(self.trained_model(), done))
                 history.append(record)
                 with log_file.open("a") as f:
                     f.write(json.dumps(record) + "\n")

@@ -3,13 +3,24 @@
 Every argument is checked before anything is compiled. The output directory holds, at the end,
 `config.json` + `model.safetensors` + the tokenizer files (loadable by minibert and by `transformers`),
 `metrics.jsonl`, and `checkpoints/` (orbax) from which `--resume` continues.
+
+Speed (issue 7), on by default: the MLM head runs on the masked positions only (a sparse head,
+`Batches(max_predictions=...)`, for every family whose model accepts `masked_positions`); attention is the fused
+`jax.nn.dot_product_attention` on a GPU or TPU (`attention="auto"`; the reference einsum on a CPU); and a model
+trained from scratch gets a vocabulary rounded up to a multiple of 64 (`padded_vocab_size`): the extra rows are
+never produced by the tokenizer, they only align the embedding and decoder matmuls to the hardware's tiles.
+`config.json` says the padded `vocab_size`, which `transformers` loads as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
+import warnings
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -18,10 +29,11 @@ import minibert  # noqa: F401  (registers every family)
 from minibert import presets
 from minibert.models import registry
 from minibert.models.electra import ElectraPretrainer
+from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training import corpus as corpora
 from minibert.training import sharding
-from minibert.training.data import Batches, nsp_pairs, pack_sequences, tokenize_documents
+from minibert.training.data import Batches, default_max_predictions, nsp_pairs, pack_sequences, tokenize_documents
 from minibert.training.loop import TrainConfig, Trainer
 
 
@@ -40,6 +52,7 @@ class PretrainConfig:
     whole_word: bool = False
     held_out_documents: float = 0.02      # fraction of documents kept for evaluation
     dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
+    attention: str = "auto"               # "reference", "fused", or "auto": fused on GPU/TPU, reference on CPU
     resume: bool = False
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
@@ -60,13 +73,17 @@ def build(config: PretrainConfig):
     sharding.check_batch_size(config.batch_size, sharding.data_mesh())
     if config.dtype not in ("float32", "bfloat16"):
         raise ValueError(f"dtype must be float32 or bfloat16, not {config.dtype!r}")
+    attention = attention_implementation(config.attention)
+    # a sparse MLM head (the head on the masked positions only) wherever the model accepts one
+    max_predictions = (default_max_predictions(config.seq_len, mask_rate)
+                       if "masked_positions" in inspect.signature(model_class.forward).parameters else None)
 
     out = Path(config.train.output_dir)
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not config.resume:
         raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --output")
     documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
     tokenizer = _tokenizer(config, documents, out)
-    model_config.vocab_size, model_config.pad_token_id = len(tokenizer), tokenizer.pad_id
+    model_config.vocab_size, model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
 
     tokenized = tokenize_documents(tokenizer, documents)
     held_out = max(1, int(len(tokenized) * config.held_out_documents)) if len(tokenized) > 1 else 0
@@ -78,21 +95,44 @@ def build(config: PretrainConfig):
     if not len(examples["input_ids"]):
         raise ValueError("the corpus gives no training example")
     batches = Batches(examples, config.batch_size, tokenizer, seed=config.train.seed, mask_rate=mask_rate,
-                      whole_word=config.whole_word)
+                      whole_word=config.whole_word, max_predictions=max_predictions)
     eval_batch = None
     if eval_docs and (objective != "mlm+nsp" or len(eval_docs) >= 2):
         held = make(eval_docs, config.train.seed + 1)
         n = len(held["input_ids"]) - len(held["input_ids"]) % sharding.data_mesh().size
         if n:
             eval_batches = Batches({k: v[:n] for k, v in held.items()}, n, tokenizer, seed=config.train.seed + 1,
-                                   mask_rate=mask_rate, whole_word=config.whole_word)
+                                   mask_rate=mask_rate, whole_word=config.whole_word, max_predictions=max_predictions)
             eval_batch = eval_batches(0)
     rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
     if objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
         model = ElectraPretrainer.from_config(model_config, family.generator_fraction, dtype=dtype, rngs=rngs)
     else:
         model = model_class(model_config, dtype=dtype, rngs=rngs)
+    set_attention_implementation(model, attention)
+    attention_dropout = getattr(model_config, "attention_probs_dropout_prob",
+                                getattr(model_config, "attention_dropout", 0))
+    if attention == "fused" and attention_dropout:
+        warnings.warn(f"fused attention has no attention dropout: with the model's attention dropout "
+                      f"{attention_dropout}, training steps use the reference attention (evaluation the fused one)")
     return model, tokenizer, batches, eval_batch
+
+
+VOCAB_MULTIPLE = 64
+
+
+def padded_vocab_size(tokens: int) -> int:
+    """The vocabulary rounded up to a multiple of 64, so the embedding and decoder matmuls fill whole tiles."""
+    return VOCAB_MULTIPLE * math.ceil(tokens / VOCAB_MULTIPLE)
+
+
+def attention_implementation(choice: str) -> str:
+    """`auto` → "fused" (`jax.nn.dot_product_attention`, cuDNN on a GPU) on a GPU or TPU, "reference" on a CPU."""
+    if choice == "auto":
+        return "fused" if jax.default_backend() in ("gpu", "tpu") else "reference"
+    if choice not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention implementation {choice!r}; choose from auto, {', '.join(IMPLEMENTATIONS)}")
+    return choice
 
 
 def _tokenizer(config: PretrainConfig, documents, out: Path) -> WordPieceTokenizer:

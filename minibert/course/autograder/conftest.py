@@ -1,0 +1,82 @@
+"""The autograder's plumbing: find the student's code, load each graded function from it, keep the score.
+
+    pytest OUT_DIR/autograder [--student DIR] [--scores-json FILE]
+
+DIR (default: the folder above this one) holds the student's `minibert/`. The reference is the `minibert`
+installed in this environment, so run pytest from a folder that does not itself contain the student's
+`minibert/` (plain `pytest`, not `python -m pytest`, adds no folder to the import path).
+"""
+
+import collections
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import minibert
+from minibert.course.graded import GRADED
+
+SCORES = collections.defaultdict(lambda: [0, 0])  # function name → [passed, total]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--student", default=str(Path(__file__).resolve().parent.parent),
+                     help="folder holding the student's minibert/ (default: the folder above the autograder)")
+    parser.addoption("--scores-json", help="also write the per-function scores to this JSON file")
+
+
+def pytest_configure(config):
+    student = Path(config.getoption("--student")).resolve() / "minibert"
+    if not student.is_dir():
+        raise pytest.UsageError(f"no student package at {student}")
+    reference = Path(minibert.__file__).resolve().parent
+    if reference == student and (student.parent / "autograder").is_dir():
+        raise pytest.UsageError(f"the reference `minibert` imported is the student's copy ({student}): "
+                                "run pytest from another folder, and not as `python -m pytest`")
+
+
+def _load(student_root: Path, graded):
+    """The student's version of a graded function: its module file executed under a private name."""
+    spec = importlib.util.spec_from_file_location(f"student.{graded.module}", student_root / graded.path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    obj = module
+    for part in graded.qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@pytest.fixture(scope="session")
+def student(request):
+    """student(name) → the student's function; each module is loaded once, when first graded."""
+    root, loaded = Path(request.config.getoption("--student")).resolve(), {}
+
+    def get(name):
+        if name not in loaded:
+            loaded[name] = _load(root, next(g for g in GRADED if g.name == name))
+        return loaded[name]
+    return get
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
+    if name is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
+        SCORES[name][1] += 1
+        SCORES[name][0] += report.passed
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    terminalreporter.section("assignment scores")
+    total = [0, 0]
+    for g in GRADED:
+        passed, tests = SCORES[g.name]
+        total[0], total[1] = total[0] + passed, total[1] + tests
+        terminalreporter.write_line(f"{g.name:<32} {passed:>3}/{tests:<3} ({g.paper})")
+    terminalreporter.write_line(f"{'total':<32} {total[0]:>3}/{total[1]:<3}")
+    path = config.getoption("--scores-json")
+    if path:
+        Path(path).write_text(json.dumps({name: {"passed": p, "total": t} for name, (p, t) in SCORES.items()}))
