@@ -16,6 +16,7 @@ from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, 
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
+from minibert.models import finetuning  # noqa: F401  (registers the task heads: *ForSequenceClassification, ...)
 from minibert.tokenization import Encoding, WordPieceTokenizer
 
 __all__ = [

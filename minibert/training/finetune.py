@@ -1,0 +1,325 @@
+"""`minibert finetune`: task files → word pieces with labels → Trainer → dev evaluation → best checkpoint.
+
+    task   reader              head                         dev metrics                  best checkpoint by
+    glue   tasks/glue.py       *ForSequenceClassification   accuracy, F1                 accuracy
+    ner    tasks/ner.py        *ForTokenClassification      entity precision/recall/F1   entity F1
+    squad  tasks/squad.py      *ForQuestionAnswering        exact match, F1              F1
+
+The model directory is a Hugging Face one (config.json, weights, vocab.txt): a pretrained encoder — its
+pretraining heads are dropped, the task head (and a pooler the checkpoint lacks) starts from random weights,
+as `transformers` does — or an already fine-tuned model of the same task, which is loaded whole. The run is
+the pretraining loop (training/loop.py: jit step, data parallel, bf16, progress bar, metrics.jsonl, orbax
+checkpoints for --resume) with the task's loss; at every evaluation the dev set is scored and, when the
+selection metric improves, the model is written to the output directory as a Hugging Face directory
+(config.json with `id2label`/`label2id`, model.safetensors, tokenizer files) — so it ends holding the best one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import minibert  # noqa: F401  (registers every family)
+from minibert.checkpoints import hf
+from minibert.models import finetuning, registry
+from minibert.tasks import glue, metrics, ner, squad
+from minibert.tasks.pipelines import batched_forward, model_inputs
+from minibert.tokenization.tokenizer import WordPieceTokenizer
+from minibert.training.data import Batches
+from minibert.training.loop import TrainConfig, Trainer, loss_and_accuracy
+
+TASKS = {"glue": "ForSequenceClassification", "ner": "ForTokenClassification", "squad": "ForQuestionAnswering"}
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    task: str = "glue"
+    model: str = ""                       # Hugging Face model directory, with vocab.txt
+    train_file: str = ""
+    eval_file: str | None = None
+    max_length: int | None = None         # None: 128 (glue, ner), 384 (squad)
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    epochs: float | None = 3.0            # sets train.steps when given
+    warmup_ratio: float | None = 0.1      # sets train.warmup_steps when given
+    train_limit: int | None = None        # a seeded random subset of the training examples
+    eval_limit: int | None = None         # the first examples of the dev file
+    doc_stride: int = 128                 # squad: step between context windows
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
+    resume: bool = False
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(learning_rate=5e-5))
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    model: nnx.Module                     # the best model (the last one without a dev set), eval mode
+    tokenizer: WordPieceTokenizer
+    history: list[dict]                   # the logged records (metrics.jsonl)
+    best: dict                            # the best dev evaluation, with its "step"
+    baseline: dict                        # the majority-class baseline on the dev set
+    notes: list[str]                      # what was initialised, skipped, truncated
+
+
+# ---- batches and weights ---------------------------------------------------------------------------------------
+
+class ExampleBatches:
+    """The batch of step s: rows s·B … (s+1)·B of epoch ⌊s·B / n⌋'s permutation, a pure function of (seed, s),
+    so a resumed run sees the same data (the same order as pretraining's `Batches`)."""
+
+    rows = Batches.rows
+
+    def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int):
+        self.arrays, self.batch_size, self.seed = arrays, batch_size, seed
+        self.size = len(arrays["input_ids"])
+        if self.size < batch_size:
+            raise ValueError(f"{self.size} training examples, fewer than one batch of {batch_size}")
+
+    def __call__(self, step: int) -> dict[str, np.ndarray]:
+        rows = self.rows(step)
+        return {k: v[rows] for k, v in self.arrays.items()}
+
+
+def task_model_class(config, head: str) -> type:
+    """The family's class with this head, e.g. (a BertConfig, "ForTokenClassification") → BertForTokenClassification."""
+    for name, model_class in registry.MODELS.items():
+        if name.endswith(head) and model_class.config_class is type(config):
+            return model_class
+    raise ValueError(f"the {config.model_type!r} family has no {head[3:]} head in minibert")
+
+
+def load_pretrained_weights(model, tensors: dict[str, np.ndarray]) -> list[str]:
+    """Copy a checkpoint into a task model: every encoder weight must be there with its shape; the head (and a
+    pooler) load when the checkpoint has them with the right shape, else keep their random initialisation.
+    Returns notes naming what was initialised and what of the checkpoint was not used."""
+    expected = hf.model_state_dict(model)
+    tensors = hf._normalise_keys(model, tensors, expected)
+    prefix = model.base_model_prefix + "."
+    missing, fresh = [], []
+    for key, param in expected.items():
+        value = tensors.get(key)
+        if value is not None and tuple(value.shape) == tuple(param.shape):
+            param.set_value(jnp.asarray(value, dtype=param.dtype))
+        elif key.startswith(prefix) and not key.startswith(prefix + "pooler."):
+            missing.append(f"{key} {tuple(param.shape)}" + ("" if value is None else f", checkpoint {value.shape}"))
+        else:
+            fresh.append(key)
+    if missing:
+        raise hf.CheckpointError(f"the checkpoint lacks encoder weights of {type(model).__name__} "
+                                 f"({len(missing)}):\n  " + "\n  ".join(missing))
+    unused = sorted({".".join(k.split(".")[:2]) for k in tensors if k not in expected})  # by module
+    notes = [f"initialised from scratch: {', '.join(fresh)}"] if fresh else []
+    return notes + ([f"not used from the checkpoint: {', '.join(unused)}"] if unused else [])
+
+
+def span_loss_and_accuracy(model, batch: dict, key) -> tuple[jax.Array, jax.Array]:
+    """The span loss, and the fraction of windows whose start and end are both predicted exactly."""
+    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                start_positions=batch["start_positions"], end_positions=batch["end_positions"])
+    hit = (jnp.argmax(out.start_logits, -1) == batch["start_positions"]) & \
+          (jnp.argmax(out.end_logits, -1) == batch["end_positions"])
+    return out.loss, hit.mean()
+
+
+# ---- the tasks: read, encode, evaluate ---------------------------------------------------------------------------
+
+class GlueTask:
+    head, selects, metric = TASKS["glue"], "accuracy", staticmethod(loss_and_accuracy)
+
+    def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
+        self.config, self.tokenizer = config, tokenizer
+        self.train_examples = _subset(glue.read_tsv(config.train_file), config.train_limit, rng)
+        self.eval_examples = glue.read_tsv(config.eval_file)[:config.eval_limit] if config.eval_file else None
+        self.data_labels = glue.label_names(self.train_examples)
+        self.notes = []
+
+    def encode(self, label2id: dict[str, int]) -> dict[str, np.ndarray]:
+        max_length = self.config.max_length or 128
+        if self.eval_examples is not None:
+            self.eval_arrays = glue.encode(self.tokenizer, self.eval_examples, max_length, label2id)
+        return glue.encode(self.tokenizer, self.train_examples, max_length, label2id)
+
+    def baseline(self) -> dict:
+        return {"accuracy": metrics.majority_baseline([e.label for e in self.train_examples],
+                                                      [e.label for e in self.eval_examples])}
+
+    def evaluate(self, model) -> dict:
+        logits = batched_forward(model, self.eval_arrays, self.config.eval_batch_size)["logits"]
+        return metrics.classification_metrics(logits.argmax(-1), self.eval_arrays["labels"], logits.shape[-1])
+
+
+class NerTask:
+    head, selects, metric = TASKS["ner"], "f1", staticmethod(loss_and_accuracy)
+
+    def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
+        self.config, self.tokenizer = config, tokenizer
+        self.train_examples = _subset(ner.read_conll(config.train_file), config.train_limit, rng)
+        self.eval_examples = ner.read_conll(config.eval_file)[:config.eval_limit] if config.eval_file else None
+        self.data_labels = ner.label_names(self.train_examples)
+        self.notes = []
+
+    def encode(self, label2id: dict[str, int]) -> dict[str, np.ndarray]:
+        max_length = self.config.max_length or 128
+        train = ner.encode(self.tokenizer, self.train_examples, label2id, max_length)
+        self._note(train, "training")
+        if self.eval_examples is not None:
+            self.eval_encoded = ner.encode(self.tokenizer, self.eval_examples, label2id, max_length)
+            self._note(self.eval_encoded, "dev")
+        return train.arrays
+
+    def _note(self, encoded: ner.EncodedSentences, split: str) -> None:
+        if encoded.unseen_words:
+            self.notes.append(f"{encoded.unseen_words} {split} words have no word piece or fall past --max-length: "
+                              f"predicted O")
+
+    def baseline(self) -> dict:
+        words = [t for s in self.eval_examples for t in s.tags]
+        return {"f1": 0.0, "word_accuracy": float(np.mean([t == ner.OUTSIDE for t in words]))}
+
+    def evaluate(self, model) -> dict:
+        logits = batched_forward(model, self.eval_encoded.arrays, self.config.eval_batch_size)["logits"]
+        names = {i: name for i, name in enumerate(self.labels)}
+        predicted = ner.word_tags(logits.argmax(-1), self.eval_encoded.first_pieces, names)
+        gold = [s.tags for s in self.eval_examples]
+        scores = metrics.entity_metrics(predicted, gold)
+        words = [(p == g) for ps, gs in zip(predicted, gold) for p, g in zip(ps, gs)]
+        return {"precision": scores["precision"], "recall": scores["recall"], "f1": scores["f1"],
+                "word_accuracy": float(np.mean(words))}
+
+
+class SquadTask:
+    head, selects, metric = TASKS["squad"], "f1", staticmethod(span_loss_and_accuracy)
+    data_labels = None
+
+    def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
+        self.config, self.tokenizer = config, tokenizer
+        self.train_examples = _subset(squad.read_squad(config.train_file), config.train_limit, rng)
+        self.eval_examples = squad.read_squad(config.eval_file)[:config.eval_limit] if config.eval_file else None
+        self.notes = []
+
+    def _features(self, examples) -> squad.Features:
+        c = self.config
+        return squad.prepare_features(self.tokenizer, examples, max_length=c.max_length or 384,
+                                      doc_stride=c.doc_stride, max_query_length=c.max_query_length)
+
+    def encode(self, label2id) -> dict[str, np.ndarray]:
+        train = self._features(self.train_examples)
+        if train.skipped:
+            self.notes.append(f"skipped {len(train.skipped)} training questions whose answer is not at its "
+                              f"answer_start, e.g. {train.skipped[0]}")
+        if self.eval_examples is not None:
+            self.eval_features = self._features(self.eval_examples)
+        return {k: v[train.answered] for k, v in train.arrays.items()}
+
+    def baseline(self) -> dict:
+        return {}
+
+    def evaluate(self, model) -> dict:
+        out = batched_forward(model, self.eval_features.arrays, self.config.eval_batch_size,
+                              fields=("start_logits", "end_logits"))
+        answers = squad.predictions(self.eval_examples, self.eval_features, out["start_logits"], out["end_logits"],
+                                    max_answer_length=self.config.max_answer_length)
+        return metrics.squad_metrics(answers, {e.id: e.answers for e in self.eval_examples})
+
+
+def _subset(examples: list, limit: int | None, rng: np.random.Generator) -> list:
+    if limit is None or limit >= len(examples):
+        return examples
+    return [examples[i] for i in sorted(rng.permutation(len(examples))[:limit])]
+
+
+# ---- the run -----------------------------------------------------------------------------------------------------
+
+def build(config: FinetuneConfig):
+    """Check the arguments, read and encode the data, build the task model from the checkpoint."""
+    if config.task not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}; choose from {', '.join(TASKS)}")
+    if config.dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be float32 or bfloat16, not {config.dtype!r}")
+    model_dir = Path(config.model)
+    if not (model_dir / "vocab.txt").is_file():
+        raise FileNotFoundError(f"{model_dir} has no vocab.txt: fine-tuning needs the model's WordPiece tokenizer "
+                                f"(ModernBERT's BPE tokenizer is not supported)")
+    if config.eval_file and config.train.eval_every % config.train.log_every:
+        raise ValueError(f"eval_every ({config.train.eval_every}) must be a multiple of log_every "
+                         f"({config.train.log_every}): the dev set is scored when metrics are logged")
+    out = Path(config.train.output_dir)
+    if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not config.resume:
+        raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --output")
+    tokenizer = WordPieceTokenizer.from_pretrained(model_dir)
+    task = {"glue": GlueTask, "ner": NerTask, "squad": SquadTask}[config.task](
+        config, tokenizer, np.random.default_rng(config.train.seed))
+
+    model_config = hf.read_config(model_dir)
+    model_class = task_model_class(model_config, task.head)
+    labels = _labels(model_config, model_class, task.data_labels)
+    model_config.architectures = [model_class.__name__]
+    if labels is not None:
+        finetuning.set_labels(model_config, labels)
+    task.labels = labels
+    model = model_class(model_config, dtype=jnp.dtype(config.dtype), rngs=nnx.Rngs(config.train.seed))
+    task.notes += load_pretrained_weights(model, hf.read_state_dict(model_dir))
+
+    label2id = None if labels is None else {name: i for i, name in enumerate(labels)}
+    arrays = task.encode(label2id)
+    arrays.update(model_inputs(model, arrays))
+    n = len(arrays["input_ids"])
+    if config.epochs is not None:
+        config.train.steps = max(1, math.ceil(config.epochs * n / config.batch_size))
+    if config.warmup_ratio is not None:
+        config.train.warmup_steps = int(config.warmup_ratio * config.train.steps)
+    return model, tokenizer, task, ExampleBatches(arrays, config.batch_size, config.train.seed)
+
+
+def _labels(model_config, model_class, data_labels: list[str] | None) -> list[str] | None:
+    """The classes: a fine-tuned checkpoint of this head keeps its own (named) ones; otherwise the training
+    data's (None for question answering)."""
+    if data_labels is None:
+        return None
+    names = finetuning.id2label(model_config)
+    named = any(name != f"LABEL_{i}" for i, name in names.items())
+    if (model_config.architectures or [None])[0] == model_class.__name__ and named:
+        return [names[i] for i in sorted(names)]
+    return data_labels
+
+
+def finetune(config: FinetuneConfig) -> FinetuneResult:
+    """Run the whole job: train, evaluate on the dev set at every evaluation point, keep the best."""
+    model, tokenizer, task, batches = build(config)
+    out = Path(config.train.output_dir)
+    has_dev = config.eval_file is not None
+    baseline = task.baseline() if has_dev else {}
+    results_file = out / "eval_results.json"
+    best = {"step": None}
+    if config.resume and results_file.is_file():
+        best = json.loads(results_file.read_text(encoding="utf-8"))["best"]
+
+    def evaluator(current, step: int) -> dict:
+        scores = task.evaluate(current)
+        if best.get(task.selects) is None or scores[task.selects] > best[task.selects]:
+            best.clear()
+            best.update(scores, step=step)
+            hf.save_pretrained(current, out)
+            tokenizer.save_pretrained(out)
+            results_file.write_text(json.dumps({"best": best, "baseline": baseline, "notes": task.notes}, indent=2)
+                                    + "\n", encoding="utf-8")
+        return {f"eval_{k}": v for k, v in scores.items()}
+
+    trainer = Trainer(model, config.train, batches, metric=task.metric, evaluator=evaluator if has_dev else None,
+                      desc=f"finetune {config.task}")
+    history = trainer.run(resume=config.resume)
+    if has_dev:
+        model = hf.from_pretrained(out, dtype=jnp.dtype(config.dtype))
+    else:
+        model = trainer.trained_model()
+        hf.save_pretrained(model, out)
+        tokenizer.save_pretrained(out)
+    return FinetuneResult(model, tokenizer, history, best, baseline, task.notes)
