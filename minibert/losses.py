@@ -29,6 +29,16 @@ def next_sentence_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return cross_entropy(logits, labels)
 
 
+def pretraining_loss(mlm_logits, labels, nsp_logits, next_sentence_label) -> jax.Array | None:
+    """MLM + NSP (§3.1): the sum of whichever of the two has labels; None when neither has."""
+    parts = []
+    if labels is not None:
+        parts.append(masked_lm_loss(mlm_logits, labels))
+    if next_sentence_label is not None:
+        parts.append(next_sentence_loss(nsp_logits, next_sentence_label))
+    return sum(parts) if parts else None
+
+
 def replaced_token_detection_loss(logits: jax.Array, labels: jax.Array, attention_mask: jax.Array) -> jax.Array:
     """ELECTRA's discriminator loss (Clark et al., 2020, §2, L_Disc): binary cross-entropy with logits, averaged
     over attended tokens. logits (batch, seq); labels (batch, seq), 1 = replaced, 0 = original;

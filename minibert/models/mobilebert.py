@@ -268,12 +268,7 @@ class _MobileBertWithHeads(PreTrainedModel):
         scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
         logits = self.cls.predictions(scored, self.mobilebert.embeddings.word_embeddings.weight[...])
         nsp_logits = self.cls.seq_relationship(out.pooler_output) if self.nsp else None
-        loss = None
-        if labels is not None:
-            loss = losses.masked_lm_loss(logits, labels)
-        if next_sentence_label is not None:
-            nsp_loss = losses.next_sentence_loss(nsp_logits, next_sentence_label)
-            loss = nsp_loss if loss is None else loss + nsp_loss
+        loss = losses.pretraining_loss(logits, labels, nsp_logits, next_sentence_label)
         return out.replace(logits=logits, seq_relationship_logits=nsp_logits, loss=loss)
 
 
