@@ -17,6 +17,7 @@ from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, 
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
 from minibert.models import finetuning  # noqa: F401  (registers the task heads: *ForSequenceClassification, ...)
+from minibert.quantization import quantize_pretrained
 from minibert.tokenization import Encoding, WordPieceTokenizer
 
 __all__ = [
@@ -26,5 +27,5 @@ __all__ = [
     "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
-    "Encoding", "PretrainedConfig", "WordPieceTokenizer", "from_pretrained", "save_pretrained",
+    "Encoding", "PretrainedConfig", "WordPieceTokenizer", "from_pretrained", "quantize_pretrained", "save_pretrained",
 ]

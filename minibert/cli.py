@@ -1,5 +1,5 @@
-"""The `minibert` command line: `minibert pretrain`, `minibert fill-mask`, `minibert parity HF_DIR`,
-`minibert assignment make OUT_DIR`.
+"""The `minibert` command line: pretrain, fill-mask, parity, assignment make, finetune, the task pipelines
+(text-/token-classification, question-answering), distill and quantize.
 
 Each subcommand is a thin wrapper over a library function; `python -m minibert` works the same.
 """
@@ -57,6 +57,30 @@ def print_fill_mask(results, text: str) -> None:
         print("   " + "   ".join(f"{c['token_str']} {c['score']:.3f}" for c in candidates))
 
 
+def distill(args) -> int:
+    from minibert.training.distill import DistillConfig, distill as run
+    from minibert.training.loop import TrainConfig
+
+    train = TrainConfig(steps=args.steps, learning_rate=args.lr, warmup_steps=args.warmup, decay=args.decay,
+                        weight_decay=args.weight_decay, grad_accumulation=args.grad_accumulation, seed=args.seed,
+                        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
+                        output_dir=args.output)
+    config = DistillConfig(teacher=args.teacher, family=args.family, size=args.size, corpus=args.corpus,
+                           seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
+                           whole_word=args.whole_word, dtype=args.dtype, attention=args.attention, resume=args.resume,
+                           transfer_steps=args.transfer_steps, progressive=args.progressive, alpha=args.alpha,
+                           temperature=args.temperature, train=train)
+    _, _, history = run(config)
+    for stage in dict.fromkeys(r["stage"] for r in history):
+        records = [r for r in history if r["stage"] == stage]
+        held_out = [r for r in records if "student_eval_loss" in r]
+        print(f"{stage}: loss {records[0]['loss']:.3f} → {records[-1]['loss']:.3f}"
+              + (f"; student held-out MLM loss {held_out[-1]['student_eval_loss']:.3f}, accuracy "
+                 f"{held_out[-1]['student_eval_accuracy']:.3f}" if held_out else ""))
+    print(f"saved the student to {args.output} (config.json, model.safetensors, vocab.txt)")
+    return 0
+
+
 def fill_mask_command(args) -> int:
     from minibert.checkpoints.hf import from_pretrained
     from minibert.tasks.pipelines import fill_mask
@@ -91,7 +115,8 @@ def finetune(args) -> int:
                             warmup_ratio=None if args.warmup is not None else args.warmup_ratio,
                             train_limit=args.train_limit, eval_limit=args.eval_limit, doc_stride=args.doc_stride,
                             max_query_length=args.max_query_length, max_answer_length=args.max_answer_length,
-                            dtype=args.dtype, resume=args.resume, train=train)
+                            dtype=args.dtype, resume=args.resume, teacher=args.teacher, alpha=args.alpha,
+                            temperature=args.temperature, train=train)
     result = run(config)
     for note in result.notes:
         print(note)
@@ -143,6 +168,39 @@ def question_answering_command(args) -> int:
     return 0
 
 
+def quantize_command(args) -> int:
+    import json
+    from pathlib import Path
+
+    from minibert.quantization import REPORT_NAME, WEIGHTS_NAME, quantize_pretrained
+
+    report = quantize_pretrained(args.model, args.out_dir)
+    worst = report.worst
+    print(f"quantized {len(report.quantized)} tensors to int8 (per-channel, symmetric), kept {len(report.kept)} "
+          f"as they were (1-D: biases, norms)")
+    print(f"weights: {report.float_bytes / 1e6:.2f} MB float32 → {report.int8_bytes / 1e6:.2f} MB int8 "
+          f"({100 * report.ratio:.1f}%)")
+    print(f"largest error: {worst.key} max |w − ŵ| {worst.max_abs_error:.3g} = {100 * worst.relative_error:.3f}% of "
+          f"its max |w| (bound 1/254 = 0.394%)")
+    results = report.to_dict()
+    if args.eval:
+        from minibert.training.finetune import evaluate_classifier
+
+        scores = {}
+        for name, path in (("float32", args.model), ("int8", args.out_dir)):
+            model, tokenizer = _task_model(path)      # the int8 one through dequantize-on-load
+            scores[name] = evaluate_classifier(model, tokenizer, args.eval, max_length=args.max_length,
+                                               batch_size=args.eval_batch_size, limit=args.eval_limit)
+        change = {k: 100 * (scores["int8"][k] - scores["float32"][k]) for k in scores["float32"]}
+        for k in change:
+            print(f"dev {k}: float32 {scores['float32'][k]:.4f}, int8 {scores['int8'][k]:.4f} "
+                  f"({change[k]:+.2f} points)")
+        results["eval"] = {"file": str(args.eval), "limit": args.eval_limit, **scores, "change_points": change}
+    (Path(args.out_dir) / REPORT_NAME).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"saved to {args.out_dir} (config.json, {WEIGHTS_NAME}, tokenizer files, {REPORT_NAME})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +244,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", nargs="*", help="fill-mask sentences to print at the end")
     p.set_defaults(run=pretrain)
 
+    p = commands.add_parser("distill", help="distil a pretrained masked LM teacher into a smaller student "
+                                            "(MobileBERT's layer-wise transfer, then pretraining distillation); "
+                                            "for task distillation see finetune --teacher")
+    p.add_argument("--teacher", required=True, help="the teacher: a pretrained masked LM directory with vocab.txt")
+    p.add_argument("--family", default="mobilebert", help="the student's family")
+    p.add_argument("--size", default="tiny", help="the student's size preset (see presets.py)")
+    p.add_argument("--corpus", nargs="+", help="text files or folders (default: the embedded Python docstrings)")
+    p.add_argument("--transfer-steps", type=int, default=300,
+                   help="updates of layer-wise feature-map and attention transfer before pretraining distillation")
+    p.add_argument("--progressive", action="store_true",
+                   help="transfer one layer at a time, the layers below frozen (MobileBERT §3.6)")
+    p.add_argument("--steps", type=int, default=300, help="updates of pretraining distillation (MLM + KD)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the MLM loss against the KD loss")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the KD loss")
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=30, help="warmup updates (at most a tenth of each stage)")
+    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--grad-accumulation", type=int, default=1)
+    p.add_argument("--mask-rate", type=float, help="masking rate (default: the student family's)")
+    p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    p.add_argument("--attention", default="auto", choices=["auto", "reference", "fused"],
+                   help="attention implementation (the transfer stages record maps on the reference path)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=100, help="updates between held-out evaluations of the student")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--output", default="runs/distilled")
+    p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+    p.set_defaults(run=distill)
+
     p = commands.add_parser("fill-mask", help="top-k predictions for every [MASK] in a text")
     p.add_argument("--model", required=True, help="a model directory with its tokenizer files")
     p.add_argument("--top-k", type=int, default=5)
@@ -227,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=200, help="steps between dev evaluations (a multiple of --log-every)")
     p.add_argument("--save-every", type=int, default=1000, help="steps between resumable (orbax) checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+    p.add_argument("--teacher", help="task distillation: a fine-tuned model of the same task, labels and vocabulary "
+                                     "whose soft labels the model learns")
+    p.add_argument("--alpha", type=float, default=0.5, help="with --teacher: weight of the task loss")
+    p.add_argument("--temperature", type=float, default=1.0, help="with --teacher: softmax temperature")
     p.set_defaults(run=finetune)
 
     p = commands.add_parser("text-classification", help="label texts with a sequence-classification model")
@@ -247,6 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1)
     p.add_argument("question")
     p.set_defaults(run=question_answering_command)
+
+    p = commands.add_parser("quantize", help="int8 weights (per-channel, symmetric) for a smaller file; "
+                                             "optionally score float and int8 on a dev set")
+    p.add_argument("model", help="Hugging Face model directory (config.json + weights)")
+    p.add_argument("out_dir", help="where to write the int8 directory (loads with minibert.from_pretrained)")
+    p.add_argument("--eval", help="GLUE-style dev TSV: score the float and the int8 sequence classifier on it")
+    p.add_argument("--eval-limit", type=int, help="score only the first examples of the dev file")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per row")
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.set_defaults(run=quantize_command)
     return parser
 
 

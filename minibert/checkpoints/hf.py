@@ -41,13 +41,28 @@ def read_config(path: str | Path):
     if not (path / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not a Hugging Face model directory")
     values = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    values.pop("quantization_config", None)  # int8 weights are dequantized on load (read_state_dict)
     dialect = [c for c in registry.CONFIGS.values() if c.claims(values)]
     return (dialect[0] if dialect else registry.config_class_for(values.get("model_type"))).from_dict(values)
 
 
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """All tensors of a model directory as float32/int numpy arrays, keyed by checkpoint name."""
+    """All tensors of a model directory as float32/int numpy arrays, keyed by checkpoint name; those of an int8
+    directory (config.json `quantization_config`, written by minibert/quantization.py) dequantized."""
+    from minibert import quantization  # (quantization.py imports this module)
+
     path = Path(path)
+    config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8")) if (path / CONFIG_NAME).is_file() else {}
+    if "quantization_config" in config:
+        if not (path / quantization.WEIGHTS_NAME).is_file():
+            raise FileNotFoundError(f"{path} is quantized (config.json quantization_config) but has no "
+                                    f"{quantization.WEIGHTS_NAME}")
+        tensors = _read_safetensors(path / quantization.WEIGHTS_NAME)
+        return quantization.dequantize_state_dict(tensors, config["quantization_config"])
+    return _read_tensors(path)
+
+
+def _read_tensors(path: Path) -> dict[str, np.ndarray]:
     if (path / SAFETENSORS).is_file():
         return _read_safetensors(path / SAFETENSORS)
     if (path / SAFETENSORS_INDEX).is_file():

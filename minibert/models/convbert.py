@@ -99,6 +99,7 @@ class ConvBertSelfAttention(nnx.Module):
     def __init__(self, config: ConvBertConfig, *, dtype, rngs: nnx.Rngs):
         c = config
         self.num_heads = c.num_mixed_heads
+        self.record_attention = False
         width = self.num_heads * c.mixed_head_size
         layer = dict(init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.query = Linear(c.hidden_size, width, **layer)
@@ -112,7 +113,8 @@ class ConvBertSelfAttention(nnx.Module):
     def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
         heads = lambda t: t.reshape(*t.shape[:-1], self.num_heads, -1)  # (b, s, h·d) → (b, s, h, d)
         query = self.query(x)
-        attention = dot_product_attention(heads(query), heads(self.key(x)), heads(self.value(x)), bias, self.dropout)
+        attention = dot_product_attention(heads(query), heads(self.key(x)), heads(self.value(x)), bias, self.dropout,
+                                          recorder=self)
         conv = span_based_dynamic_convolution(query, self.key_conv_attn_layer(x), heads(self.conv_out_layer(x)),
                                               self.conv_kernel_layer)
         return jnp.concatenate([attention, conv], axis=2).reshape(*x.shape[:-1], -1)

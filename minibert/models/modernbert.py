@@ -163,6 +163,7 @@ class ModernBertAttention(nnx.Module):
         self.num_heads = c.num_attention_heads
         self.rope_theta = c.rope_parameters[layer_type]["rope_theta"]
         self.attention_implementation = "reference"
+        self.record_attention = False
         self.Wqkv = Linear(c.hidden_size, 3 * c.hidden_size, use_bias=c.attention_bias, init_std=std["in"],
                            dtype=dtype, rngs=rngs)
         self.Wo = Linear(c.hidden_size, c.hidden_size, use_bias=c.attention_bias, init_std=std["out"], dtype=dtype,
@@ -177,7 +178,7 @@ class ModernBertAttention(nnx.Module):
         if unpadded is not None:
             q, k, v = (repad(t, unpadded) for t in (q, k, v))
         out = dot_product_attention(q, k, v, dropout=self.attn_drop, mask=mask,
-                                    implementation=self.attention_implementation)
+                                    implementation=self.attention_implementation, recorder=self)
         if unpadded is not None:
             out = pack(out, unpadded)
         return self.out_drop(self.Wo(out.reshape(*x.shape[:-1], -1)))

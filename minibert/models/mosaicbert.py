@@ -122,6 +122,7 @@ class UnpaddedSelfAttention(nnx.Module):
         c = config
         self.num_heads = c.num_attention_heads
         self.attention_implementation = "reference"
+        self.record_attention = False
         self.Wqkv = Linear(c.hidden_size, 3 * c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(c.attention_probs_dropout_prob, rngs=rngs)
 
@@ -129,7 +130,7 @@ class UnpaddedSelfAttention(nnx.Module):
         qkv = repad(self.Wqkv(x), unpadded)                                       # (b, s, 3·h·d)
         qkv = qkv.reshape(*qkv.shape[:2], 3, self.num_heads, -1)                   # (b, s, 3, h, d)
         out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], bias, self.dropout, mask=mask,
-                                    implementation=self.attention_implementation)  # (b, s, h, d)
+                                    implementation=self.attention_implementation, recorder=self)  # (b, s, h, d)
         return pack(out.reshape(*out.shape[:2], -1), unpadded)
 
 

@@ -10,6 +10,11 @@ Two implementations compute the same function:
 - "reference": einsum + float32 softmax, readable, works everywhere, supports attention dropout;
 - "fused": `jax.nn.dot_product_attention` — cuDNN flash attention on a GPU for bf16/fp16 inputs, XLA
   elsewhere. It has no attention dropout, so a training-mode dropout falls back to the reference path.
+
+Attention maps. Distillation's attention transfer (distillation.py) needs the probabilities softmax(q kᵀ/√d)
+of every layer. `record_attention_maps(model)` switches every attention module to sow them (an `AttentionMap`,
+(batch, heads, q_seq, k_seq), on the reference path) and `forward_with_attention_maps` collects them in layer
+order with `nnx.capture`.
 """
 
 import math
@@ -21,6 +26,10 @@ from flax import nnx
 from minibert.nn.linear import Linear
 
 IMPLEMENTATIONS = ("reference", "fused")
+
+
+class AttentionMap(nnx.Intermediate):
+    """Attention probabilities (batch, heads, q_seq, k_seq) sown by an attention module that records them."""
 
 
 def padding_mask(attention_mask: jax.Array) -> jax.Array:
@@ -48,10 +57,13 @@ def window_mask(seq_len: int, left: int, right: int) -> jax.Array:
 
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None = None,
                           dropout: nnx.Dropout | None = None, *, mask: jax.Array | None = None,
-                          implementation: str = "reference") -> jax.Array:
-    """softmax(q kᵀ / √d + bias, masked) v for q, k, v of shape (batch, seq, heads, head_dim)."""
+                          implementation: str = "reference", recorder: nnx.Module | None = None) -> jax.Array:
+    """softmax(q kᵀ / √d + bias, masked) v for q, k, v of shape (batch, seq, heads, head_dim).
+
+    `recorder`: the calling module; when its `record_attention` is on, the probabilities are sown on it."""
     dropout_active = dropout is not None and not dropout.deterministic and dropout.rate > 0
-    if implementation == "fused" and not dropout_active:
+    recording = recorder is not None and recorder.record_attention
+    if implementation == "fused" and not dropout_active and not recording:
         return _fused_attention(q, k, v, bias, mask)
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown attention implementation {implementation!r}; choose from {IMPLEMENTATIONS}")
@@ -61,6 +73,8 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Ar
     if mask is not None:
         scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    if recording:
+        recorder.sow(AttentionMap, "attention_map", probs)
     if dropout is not None:
         probs = dropout(probs)
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
@@ -85,6 +99,21 @@ def set_attention_implementation(model: nnx.Module, implementation: str) -> None
             module.attention_implementation = implementation
 
 
+def record_attention_maps(model: nnx.Module, on: bool = True) -> None:
+    """Make every attention module in `model` sow its probabilities (recompiles on the next call)."""
+    for _, module in nnx.iter_modules(model):
+        if hasattr(module, "record_attention"):
+            module.record_attention = on
+
+
+def forward_with_attention_maps(model: nnx.Module, *args, **kwargs) -> tuple:
+    """`model(*args, **kwargs)` and the attention maps it recorded, in layer order: a list of
+    (batch, heads, q_seq, k_seq) arrays (empty unless `record_attention_maps(model)` was called)."""
+    out, maps = nnx.capture(lambda m: m(*args, **kwargs), AttentionMap)(model)
+    flat = sorted(nnx.to_flat_state(maps), key=lambda item: item[0])  # paths: (…, "layer", 3, …), numeric order
+    return out, [probs for _, variable in flat for probs in variable.get_value()]
+
+
 class MultiHeadSelfAttention(nnx.Module):
     """Project to `heads` query/key/value heads and attend (HF `BertSelfAttention`).
 
@@ -95,6 +124,7 @@ class MultiHeadSelfAttention(nnx.Module):
                  dtype=jnp.float32, rngs: nnx.Rngs):
         self.num_heads = num_heads
         self.attention_implementation = "reference"
+        self.record_attention = False
         linear = dict(init_std=init_std, dtype=dtype, rngs=rngs)
         self.query = Linear(hidden_size, hidden_size, **linear)
         self.key = Linear(hidden_size, hidden_size, **linear)
@@ -104,5 +134,6 @@ class MultiHeadSelfAttention(nnx.Module):
     def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         split = lambda t: t.reshape(*t.shape[:-1], self.num_heads, -1)  # (b, s, h·d) → (b, s, h, d)
         out = dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
-                                    dropout=self.dropout, mask=mask, implementation=self.attention_implementation)
+                                    dropout=self.dropout, mask=mask, implementation=self.attention_implementation,
+                                    recorder=self)
         return out.reshape(*x.shape[:-1], -1)

@@ -122,6 +122,7 @@ class BottleneckSelfAttention(nnx.Module):
             raise ValueError(f"attention width {bottleneck_size} is not a multiple of num_attention_heads {num_heads}")
         self.num_heads = num_heads
         self.attention_implementation = "reference"
+        self.record_attention = False
         linear = dict(init_std=init_std, dtype=dtype, rngs=rngs)
         self.query = Linear(bottleneck_size, bottleneck_size, **linear)
         self.key = Linear(bottleneck_size, bottleneck_size, **linear)
@@ -132,7 +133,7 @@ class BottleneckSelfAttention(nnx.Module):
         split = lambda t: t.reshape(*t.shape[:-1], self.num_heads, -1)  # (b, s, h·d) → (b, s, h, d)
         q, k, v = split(self.query(query_key)), split(self.key(query_key)), split(self.value(value))
         out = dot_product_attention(q, k, v, dropout=self.dropout, mask=mask,  # softmax(q kᵀ/√d, masked) v
-                                    implementation=self.attention_implementation)
+                                    implementation=self.attention_implementation, recorder=self)
         return out.reshape(*query_key.shape[:-1], -1)
 
 

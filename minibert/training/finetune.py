@@ -12,6 +12,12 @@ the pretraining loop (training/loop.py: jit step, data parallel, bf16, progress 
 checkpoints for --resume) with the task's loss; at every evaluation the dev set is scored and, when the
 selection metric improves, the model is written to the output directory as a Hugging Face directory
 (config.json with `id2label`/`label2id`, model.safetensors, tokenizer files) — so it ends holding the best one.
+
+Task distillation (soft labels; Hinton et al. 2015, as MobileBERT and ConvBERT fine-tune their small models):
+with `teacher`, a fine-tuned model of the same task, labels and vocabulary, the teacher's outputs on every training
+row are computed once (`teacher_predictions`), and the loss is α · the task loss + (1 − α) · T² KL(teacher ‖ student)
+at temperature T (`distillation.soft_target_loss`) — per example (GLUE), per labelled word (NER), per start/end
+distribution (SQuAD).
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from flax import nnx
 
 import minibert  # noqa: F401  (registers every family)
 from minibert.checkpoints import hf
+from minibert.distillation import soft_target_loss
+from minibert.losses import IGNORE_INDEX
 from minibert.models import finetuning, registry
 from minibert.tasks import glue, metrics, ner, squad
 from minibert.tasks.pipelines import batched_forward, model_inputs
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training.data import Batches
-from minibert.training.loop import TrainConfig, Trainer, loss_and_accuracy
+from minibert.training.loop import MODEL_INPUTS, TrainConfig, Trainer, loss_and_accuracy, masked_accuracy
 
 TASKS = {"glue": "ForSequenceClassification", "ner": "ForTokenClassification", "squad": "ForQuestionAnswering"}
 
@@ -56,6 +64,9 @@ class FinetuneConfig:
     max_answer_length: int = 30
     dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
     resume: bool = False
+    teacher: str | None = None            # a fine-tuned model of the task: distil its soft labels
+    alpha: float = 0.5                    # with a teacher: weight of the task loss against the soft-label loss
+    temperature: float = 1.0              # with a teacher: softmax temperature of the soft labels
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(learning_rate=5e-5))
 
 
@@ -124,15 +135,52 @@ def span_loss_and_accuracy(model, batch: dict, key) -> tuple[jax.Array, jax.Arra
     """The span loss, and the fraction of windows whose start and end are both predicted exactly."""
     out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
                 start_positions=batch["start_positions"], end_positions=batch["end_positions"])
+    return out.loss, span_accuracy(out, batch)
+
+
+def span_accuracy(out, batch: dict) -> jax.Array:
     hit = (jnp.argmax(out.start_logits, -1) == batch["start_positions"]) & \
           (jnp.argmax(out.end_logits, -1) == batch["end_positions"])
-    return out.loss, hit.mean()
+    return hit.mean()
+
+
+def task_distillation_metric(outputs: tuple[str, ...], alpha: float, temperature: float):
+    """(model, batch, key) → (α · task loss + (1 − α) · soft-label loss, accuracy); the batch carries the teacher's
+    `teacher_<output>` arrays."""
+    def metric(model, batch, key):
+        targets = {k: v for k, v in batch.items() if k not in MODEL_INPUTS and not k.startswith("teacher_")}
+        out = model(*(batch[k] for k in MODEL_INPUTS), **targets)
+        where = batch["labels"] != IGNORE_INDEX if "labels" in batch else None
+        soft = sum(soft_target_loss(getattr(out, name), batch["teacher_" + name], temperature, where)
+                   for name in outputs) / len(outputs)
+        accuracy = masked_accuracy(out.logits, batch["labels"]) if "labels" in batch else span_accuracy(out, batch)
+        return alpha * out.loss + (1 - alpha) * soft, accuracy
+    return metric
+
+
+def teacher_predictions(config: FinetuneConfig, task, tokenizer, arrays: dict[str, np.ndarray]) -> dict:
+    """The fine-tuned teacher's outputs on every training row, `teacher_<output>` (n, …) float32. The teacher must
+    have the task's head, the student's labels in the same order, and the student's vocabulary."""
+    teacher_dir = Path(config.teacher)
+    teacher = hf.from_pretrained(teacher_dir, dtype=jnp.dtype(config.dtype))
+    if not type(teacher).__name__.endswith(task.head):
+        raise ValueError(f"the teacher {teacher_dir} is a {type(teacher).__name__}, not a {task.head[3:]} model")
+    if not (teacher_dir / "vocab.txt").is_file() or WordPieceTokenizer.from_pretrained(teacher_dir).vocab != tokenizer.vocab:
+        raise ValueError(f"the teacher {teacher_dir} does not have the student's vocabulary: both must read the same "
+                         f"word pieces")
+    if task.labels is not None:
+        names = finetuning.id2label(teacher.config)
+        if [names.get(i) for i in range(len(task.labels))] != task.labels or len(names) != len(task.labels):
+            raise ValueError(f"the teacher's labels {[names[i] for i in sorted(names)]} are not the student's "
+                             f"{task.labels}")
+    out = batched_forward(teacher, arrays, config.eval_batch_size, fields=task.outputs)
+    return {f"teacher_{name}": values for name, values in out.items()}
 
 
 # ---- the tasks: read, encode, evaluate ---------------------------------------------------------------------------
 
 class GlueTask:
-    head, selects, metric = TASKS["glue"], "accuracy", staticmethod(loss_and_accuracy)
+    head, selects, metric, outputs = TASKS["glue"], "accuracy", staticmethod(loss_and_accuracy), ("logits",)
 
     def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
         self.config, self.tokenizer = config, tokenizer
@@ -157,7 +205,7 @@ class GlueTask:
 
 
 class NerTask:
-    head, selects, metric = TASKS["ner"], "f1", staticmethod(loss_and_accuracy)
+    head, selects, metric, outputs = TASKS["ner"], "f1", staticmethod(loss_and_accuracy), ("logits",)
 
     def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
         self.config, self.tokenizer = config, tokenizer
@@ -197,6 +245,7 @@ class NerTask:
 
 class SquadTask:
     head, selects, metric = TASKS["squad"], "f1", staticmethod(span_loss_and_accuracy)
+    outputs = ("start_logits", "end_logits")
     data_labels = None
 
     def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
@@ -248,6 +297,10 @@ def build(config: FinetuneConfig):
     if not (model_dir / "vocab.txt").is_file():
         raise FileNotFoundError(f"{model_dir} has no vocab.txt: fine-tuning needs the model's WordPiece tokenizer "
                                 f"(ModernBERT's BPE tokenizer is not supported)")
+    if config.teacher is not None and not (Path(config.teacher) / "config.json").is_file():
+        raise FileNotFoundError(f"--teacher {config.teacher} is not a model directory (no config.json)")
+    if not 0.0 <= config.alpha <= 1.0 or config.temperature <= 0:
+        raise ValueError(f"alpha must be in [0, 1] and temperature > 0, got {config.alpha} and {config.temperature}")
     if config.eval_file and config.train.eval_every % config.train.log_every:
         raise ValueError(f"eval_every ({config.train.eval_every}) must be a multiple of log_every "
                          f"({config.train.log_every}): the dev set is scored when metrics are logged")
@@ -271,6 +324,8 @@ def build(config: FinetuneConfig):
     label2id = None if labels is None else {name: i for i, name in enumerate(labels)}
     arrays = task.encode(label2id)
     arrays.update(model_inputs(model, arrays))
+    if config.teacher:
+        arrays.update(teacher_predictions(config, task, tokenizer, arrays))
     n = len(arrays["input_ids"])
     if config.epochs is not None:
         config.train.steps = max(1, math.ceil(config.epochs * n / config.batch_size))
@@ -313,7 +368,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
                                     + "\n", encoding="utf-8")
         return {f"eval_{k}": v for k, v in scores.items()}
 
-    trainer = Trainer(model, config.train, batches, metric=task.metric, evaluator=evaluator if has_dev else None,
+    metric = (task_distillation_metric(task.outputs, config.alpha, config.temperature) if config.teacher
+              else task.metric)
+    trainer = Trainer(model, config.train, batches, metric=metric, evaluator=evaluator if has_dev else None,
                       desc=f"finetune {config.task}")
     history = trainer.run(resume=config.resume)
     if has_dev:
@@ -323,3 +380,18 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         hf.save_pretrained(model, out)
         tokenizer.save_pretrained(out)
     return FinetuneResult(model, tokenizer, history, best, baseline, task.notes)
+
+
+# ---- scoring a fine-tuned classifier -----------------------------------------------------------------------------
+
+def evaluate_classifier(model, tokenizer, eval_file: str | Path, *, max_length: int = 128, batch_size: int = 64,
+                        limit: int | None = None) -> dict:
+    """Accuracy and F1 (metrics.classification_metrics) of a *ForSequenceClassification model on a GLUE-style TSV
+    (its first `limit` rows), its classes named by the model's config (`id2label`)."""
+    if not type(model).__name__.endswith(TASKS["glue"]):
+        raise ValueError(f"scoring a GLUE-style TSV needs a sequence-classification model, not {type(model).__name__}")
+    examples = glue.read_tsv(eval_file)[:limit]
+    label2id = {name: i for i, name in finetuning.id2label(model.config).items()}
+    arrays = glue.encode(tokenizer, examples, max_length, label2id)
+    logits = batched_forward(model, arrays, batch_size)["logits"]
+    return metrics.classification_metrics(logits.argmax(-1), arrays["labels"], logits.shape[-1])

@@ -54,10 +54,13 @@ def loss_and_accuracy(model, batch: dict, key: jax.Array) -> tuple[jax.Array, ja
     if getattr(model, "needs_key", False):
         targets["key"] = key
     out = model(*(batch.get(k) for k in MODEL_INPUTS), **targets)
-    labels = batch["labels"]
-    predicted = jnp.argmax(out.logits, -1)
-    accuracy = jnp.sum((predicted == labels) & (labels >= 0)) / jnp.maximum(jnp.sum(labels >= 0), 1)
-    return out.loss, accuracy
+    return out.loss, masked_accuracy(out.logits, batch["labels"])
+
+
+def masked_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """The fraction of labelled positions (label ≥ 0) whose argmax is the label; logits (..., classes)."""
+    scored = labels >= 0
+    return jnp.sum((jnp.argmax(logits, -1) == labels) & scored) / jnp.maximum(jnp.sum(scored), 1)
 
 
 class Trainer:
@@ -66,12 +69,13 @@ class Trainer:
     `metric(model, batch, key) -> (loss, accuracy)` is what the step differentiates and logs (default: the
     pretraining loss and masked-token accuracy). `evaluator(model, step) -> dict`, when given, runs at every
     evaluation point on the current model (eval mode) and its values join the logged record — fine-tuning
-    uses it to score the dev set and keep the best checkpoint. `desc` labels the progress bar."""
+    uses it to score the dev set and keep the best checkpoint. `desc` labels the progress bar. `trainable` (an nnx
+    filter, default every `nnx.Param`) is what the optimizer updates — distillation freezes the teacher."""
 
     def __init__(self, model: nnx.Module, config: TrainConfig, batches, eval_batch: dict | None = None, *,
-                 metric=loss_and_accuracy, evaluator=None, desc: str = "pretrain"):
+                 metric=loss_and_accuracy, evaluator=None, desc: str = "pretrain", trainable=nnx.Param):
         self.config, self.batches, self.eval_batch = config, batches, eval_batch
-        self.metric, self.evaluator, self.desc = metric, evaluator, desc
+        self.metric, self.evaluator, self.desc, self.trainable = metric, evaluator, desc, trainable
         self.mesh = sharding.data_mesh()
         sharding.check_batch_size(batches.batch_size, self.mesh)
         self.schedule = optim.learning_rate_schedule(config.learning_rate, config.steps, config.warmup_steps,
@@ -81,9 +85,9 @@ class Trainer:
             tx = optax.MultiSteps(tx, every_k_schedule=config.grad_accumulation)
         self.model = model
         model.eval()
-        self.eval_graphdef = nnx.graphdef((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
+        self.eval_graphdef = nnx.graphdef((model, nnx.Optimizer(model, tx, wrt=trainable)))
         model.train()
-        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        optimizer = nnx.Optimizer(model, tx, wrt=trainable)
         self.graphdef, self.rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
         self.state = jax.device_put(state, sharding.replicated(self.mesh))
         self.dropout_key = jax.random.key(config.seed)
@@ -97,7 +101,8 @@ class Trainer:
         model, optimizer = nnx.merge(self.graphdef, rng_state, state)
         dropout_key, sample_key = jax.random.split(jax.random.fold_in(self.dropout_key, micro_step))
         nnx.reseed(model, dropout=dropout_key)
-        (loss, accuracy), grads = nnx.value_and_grad(self.metric, has_aux=True)(model, batch, sample_key)
+        differentiate = nnx.value_and_grad(self.metric, argnums=nnx.DiffState(0, self.trainable), has_aux=True)
+        (loss, accuracy), grads = differentiate(model, batch, sample_key)
         optimizer.update(model, grads)
         parameters = nnx.state(model, nnx.Param)
         finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(optax.tree.norm(parameters))

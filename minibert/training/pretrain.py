@@ -57,8 +57,20 @@ class PretrainConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
-def build(config: PretrainConfig):
-    """Check the arguments, read the corpus, make or read the vocabulary, build examples and the model."""
+@dataclasses.dataclass
+class Plan:
+    """What the checked arguments decide: the family, objective, model class and config, masking, attention."""
+    family: presets.Family
+    objective: str
+    model_class: type
+    model_config: object
+    mask_rate: float
+    max_predictions: int | None           # a sparse MLM head's predictions per row; None: a dense head
+    attention: str
+
+
+def plan(config: PretrainConfig) -> Plan:
+    """Check every argument (a clear error before anything is read or compiled) and resolve the presets."""
     family, size = presets.preset(config.family, config.size)
     objective = config.objective or next(iter(family.objectives))
     if objective not in family.objectives:
@@ -77,14 +89,37 @@ def build(config: PretrainConfig):
     # a sparse MLM head (the head on the masked positions only) wherever the model accepts one
     max_predictions = (default_max_predictions(config.seq_len, mask_rate)
                        if "masked_positions" in inspect.signature(model_class.forward).parameters else None)
-
     out = Path(config.train.output_dir)
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not config.resume:
         raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --output")
-    documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
-    tokenizer = _tokenizer(config, documents, out)
-    model_config.vocab_size, model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
+    return Plan(family, objective, model_class, model_config, mask_rate, max_predictions, attention)
 
+
+def build(config: PretrainConfig):
+    """Check the arguments, read the corpus, make or read the vocabulary, build examples and the model."""
+    p = plan(config)
+    documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
+    tokenizer = _tokenizer(config, documents, Path(config.train.output_dir))
+    p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
+    batches, eval_batch = corpus_batches(config, p, tokenizer, documents)
+    rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
+    if p.objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
+        model = ElectraPretrainer.from_config(p.model_config, p.family.generator_fraction, dtype=dtype, rngs=rngs)
+    else:
+        model = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
+    set_attention_implementation(model, p.attention)
+    attention_dropout = getattr(p.model_config, "attention_probs_dropout_prob",
+                                getattr(p.model_config, "attention_dropout", 0))
+    if p.attention == "fused" and attention_dropout:
+        warnings.warn(f"fused attention has no attention dropout: with the model's attention dropout "
+                      f"{attention_dropout}, training steps use the reference attention (evaluation the fused one)")
+    return model, tokenizer, batches, eval_batch
+
+
+def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, documents) -> tuple[Batches, dict | None]:
+    """The corpus as masked training batches (NSP pairs or packed sequences) and one held-out batch (the last
+    `held_out_documents` of the documents; None when there are too few)."""
+    objective, mask_rate, max_predictions = p.objective, p.mask_rate, p.max_predictions
     tokenized = tokenize_documents(tokenizer, documents)
     held_out = max(1, int(len(tokenized) * config.held_out_documents)) if len(tokenized) > 1 else 0
     train_docs, eval_docs = tokenized[:len(tokenized) - held_out], tokenized[len(tokenized) - held_out:]
@@ -104,18 +139,7 @@ def build(config: PretrainConfig):
             eval_batches = Batches({k: v[:n] for k, v in held.items()}, n, tokenizer, seed=config.train.seed + 1,
                                    mask_rate=mask_rate, whole_word=config.whole_word, max_predictions=max_predictions)
             eval_batch = eval_batches(0)
-    rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
-    if objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
-        model = ElectraPretrainer.from_config(model_config, family.generator_fraction, dtype=dtype, rngs=rngs)
-    else:
-        model = model_class(model_config, dtype=dtype, rngs=rngs)
-    set_attention_implementation(model, attention)
-    attention_dropout = getattr(model_config, "attention_probs_dropout_prob",
-                                getattr(model_config, "attention_dropout", 0))
-    if attention == "fused" and attention_dropout:
-        warnings.warn(f"fused attention has no attention dropout: with the model's attention dropout "
-                      f"{attention_dropout}, training steps use the reference attention (evaluation the fused one)")
-    return model, tokenizer, batches, eval_batch
+    return batches, eval_batch
 
 
 VOCAB_MULTIPLE = 64

@@ -1,12 +1,12 @@
 """Attention: the reference path against a NumPy softmax, the fused path against the reference, the masks."""
 
-import jax
 import jax.numpy as jnp
+from flax import nnx
 import numpy as np
 import pytest
 
-from minibert.nn.attention import (dot_product_attention, padding_mask, segment_mask, set_attention_implementation,
-                                   window_mask)
+from minibert.nn.attention import (dot_product_attention, forward_with_attention_maps, padding_mask,
+                                   record_attention_maps, segment_mask, set_attention_implementation, window_mask)
 
 
 def numpy_attention(q, k, v, allowed):
@@ -71,3 +71,28 @@ def test_switching_implementation_keeps_outputs():
     np.testing.assert_allclose(np.asarray(fused)[mask > 0], np.asarray(ref)[mask > 0], atol=1e-5)
     with pytest.raises(ValueError, match="unknown attention implementation"):
         set_attention_implementation(model, "flash")
+
+
+@pytest.mark.parametrize("family", ["bert", "mobilebert", "convbert", "electra", "mosaicbert", "modernbert"])
+def test_recorded_attention_maps_are_each_layers_probabilities(family):
+    from minibert import presets
+    from minibert.models import registry
+
+    spec, values = presets.preset(family, "tiny")
+    model_class = registry.MODELS[spec.objectives["mlm"]]
+    model = model_class(model_class.config_class(**{**values, "vocab_size": 64, "pad_token_id": 0}), rngs=nnx.Rngs(0))
+    model.eval()
+    set_attention_implementation(model, "fused")              # recording falls back to the reference path
+    ids = jnp.asarray(np.random.default_rng(0).integers(1, 64, (2, 9)))
+    mask = jnp.asarray([[1] * 9, [1] * 6 + [0] * 3])
+    expected = model(ids, mask).logits
+    out, maps = forward_with_attention_maps(model, ids, mask)
+    assert maps == []                                          # nothing recorded unless asked
+    record_attention_maps(model)
+    out, maps = forward_with_attention_maps(model, ids, mask)
+    np.testing.assert_allclose(out.logits, expected, atol=1e-5)
+    assert len(maps) == model.config.num_hidden_layers
+    for probs in maps:
+        assert probs.shape[0] == 2 and probs.shape[2:] == (9, 9)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+        assert float(jnp.abs(probs[1, :, :6, 6:]).max()) == 0.0  # real queries give padded keys no attention
