@@ -22,15 +22,22 @@ def parity(args) -> int:
     return 0 if ok else 1
 
 
+def train_config(args, **overrides):
+    """The training loop's options from the arguments every training command shares."""
+    from minibert.training.loop import TrainConfig
+
+    values = dict(steps=args.steps, learning_rate=args.lr, warmup_steps=args.warmup, decay=args.decay,
+                  weight_decay=args.weight_decay, grad_accumulation=args.grad_accumulation, seed=args.seed,
+                  log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
+                  output_dir=args.output)
+    return TrainConfig(**{**values, **overrides})
+
+
 def pretrain(args) -> int:
     from minibert.tasks.pipelines import fill_mask
-    from minibert.training.loop import TrainConfig
     from minibert.training.pretrain import PretrainConfig, pretrain as run
 
-    train = TrainConfig(steps=args.steps, learning_rate=args.lr, warmup_steps=args.warmup, decay=args.decay,
-                        weight_decay=args.weight_decay, grad_accumulation=args.grad_accumulation, seed=args.seed,
-                        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
-                        output_dir=args.output)
+    train = train_config(args)
     config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, corpus=args.corpus,
                             vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
@@ -59,12 +66,8 @@ def print_fill_mask(results, text: str) -> None:
 
 def distill(args) -> int:
     from minibert.training.distill import DistillConfig, distill as run
-    from minibert.training.loop import TrainConfig
 
-    train = TrainConfig(steps=args.steps, learning_rate=args.lr, warmup_steps=args.warmup, decay=args.decay,
-                        weight_decay=args.weight_decay, grad_accumulation=args.grad_accumulation, seed=args.seed,
-                        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
-                        output_dir=args.output)
+    train = train_config(args)
     config = DistillConfig(teacher=args.teacher, family=args.family, size=args.size, corpus=args.corpus,
                            seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                            whole_word=args.whole_word, dtype=args.dtype, attention=args.attention, resume=args.resume,
@@ -103,12 +106,8 @@ def assignment_make(args) -> int:
 
 def finetune(args) -> int:
     from minibert.training.finetune import FinetuneConfig, finetune as run
-    from minibert.training.loop import TrainConfig
 
-    train = TrainConfig(steps=args.steps or 0, learning_rate=args.lr, warmup_steps=args.warmup or 0, decay=args.decay,
-                        weight_decay=args.weight_decay, grad_accumulation=args.grad_accumulation, seed=args.seed,
-                        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every,
-                        output_dir=args.output)
+    train = train_config(args, steps=args.steps or 0, warmup_steps=args.warmup or 0)  # (else set by epochs, ratio)
     config = FinetuneConfig(task=args.task, model=args.model, train_file=args.train, eval_file=args.eval,
                             max_length=args.max_length, batch_size=args.batch_size,
                             eval_batch_size=args.eval_batch_size, epochs=None if args.steps else args.epochs,

@@ -51,7 +51,8 @@ class PretrainedConfig:
 
 @dataclasses.dataclass
 class BertConfig(PretrainedConfig):
-    """BERT (Devlin et al., 2019, §3): defaults are BERT-base, uncased (L=12, H=768, A=12)."""
+    """BERT (Devlin et al., 2019, §3): defaults are BERT-base, uncased (L=12, H=768, A=12). ELECTRA's and
+    ConvBERT's configs extend it (the same fields, their own defaults)."""
 
     model_type: ClassVar[str] = "bert"
 
@@ -75,8 +76,11 @@ class BertConfig(PretrainedConfig):
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
             )
+        family = type(self).__name__.removesuffix("Config")
         position_type = self.extra.get("position_embedding_type", "absolute")
         if position_type != "absolute":
-            raise ValueError(f"position_embedding_type {position_type!r} is not supported: minibert's BERT uses absolute positions")
+            raise ValueError(f"position_embedding_type {position_type!r} is not supported: minibert's {family} uses "
+                             f"absolute positions")
         if self.extra.get("is_decoder") or self.extra.get("add_cross_attention"):
-            raise ValueError("BERT as a decoder (is_decoder / add_cross_attention) is not supported: minibert builds encoders")
+            raise ValueError(f"{family} as a decoder (is_decoder / add_cross_attention) is not supported: minibert "
+                             f"builds encoders")

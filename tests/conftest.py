@@ -47,6 +47,23 @@ def assert_close_at_real(ours, theirs, mask, atol=1e-5, what=""):
     assert diff.max() <= atol, f"{what}: max abs diff {diff.max():.3e} > {atol}"
 
 
+def assert_gradients_match(grads, reference_parameters: dict, expected_keys, rtol: float = 1e-5) -> dict:
+    """Our gradients (an nnx State) against PyTorch's `.grad` of the parameters of the same names: every key present,
+    max |ours − theirs| ≤ rtol · max |theirs| per tensor. An attention key bias's true gradient is exactly zero
+    (softmax is invariant to a per-row shift of the scores): both sides must be ~0. Returns ours by name."""
+    from flax import nnx
+
+    ours = {".".join(map(str, path)): np.asarray(g[...]) for path, g in nnx.to_flat_state(grads)}
+    assert set(ours) == set(expected_keys) and set(ours) <= set(reference_parameters)
+    for name, got in ours.items():
+        expected = reference_parameters[name].grad.numpy()
+        if name.endswith("attention.self.key.bias"):
+            assert np.abs(got).max() <= 1e-9 and np.abs(expected).max() <= 1e-9, name
+            continue
+        assert np.abs(got - expected).max() / np.abs(expected).max() <= rtol, name
+    return ours
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -111,7 +111,7 @@ def model_state_dict(model: nnx.Module) -> dict[str, nnx.Param]:
 def load_state_dict(model, tensors: dict[str, np.ndarray]) -> None:
     """Copy checkpoint tensors into `model`, or raise one CheckpointError naming every problem."""
     expected = model_state_dict(model)
-    tensors = _normalise_keys(model, tensors, expected)
+    tensors = normalise_keys(model, tensors, expected)
     missing = [f"{k} {tuple(v.shape)}" for k, v in expected.items() if k not in tensors]
     unexpected = [f"{k} {tuple(v.shape)}" for k, v in tensors.items() if k not in expected]
     misshaped = [f"{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}"
@@ -124,8 +124,9 @@ def load_state_dict(model, tensors: dict[str, np.ndarray]) -> None:
         param.set_value(jnp.asarray(tensors[key], dtype=param.dtype))
 
 
-def _normalise_keys(model, tensors: dict, expected: dict) -> dict:
-    """Old LayerNorm names, the base-model prefix, and keys the class says to ignore."""
+def normalise_keys(model, tensors: dict, expected: dict) -> dict:
+    """A checkpoint's keys as `model`'s parameters are named: trainer prefixes stripped, old LayerNorm names
+    (gamma/beta) renamed, the base-model prefix added or removed, and keys the class says to ignore dropped."""
     if all(k.startswith(TRAINER_PREFIX) for k in tensors):                  # a Composer / trainer state dict
         tensors = {k[len(TRAINER_PREFIX):]: v for k, v in tensors.items()}
     renamed = {}

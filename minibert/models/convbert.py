@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from minibert import losses
-from minibert.config import PretrainedConfig
+from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertAttention, BertEncoder, BertLayer
 from minibert.models.heads import PredictionHeadTransform, select_masked
@@ -37,29 +37,17 @@ from minibert.nn.norms import LayerNorm
 
 
 @dataclasses.dataclass
-class ConvBertConfig(PretrainedConfig):
-    """ConvBERT (Jiang et al., 2020): defaults are Hugging Face's (ConvBERT-base: H=768, 12 heads, γ=2, k=9)."""
+class ConvBertConfig(BertConfig):
+    """ConvBERT (Jiang et al., 2020): BERT's fields plus the embedding width and the mixed attention's; defaults are
+    Hugging Face's (ConvBERT-base: H=768, 12 heads, γ=2, k=9)."""
 
     model_type: ClassVar[str] = "convbert"
 
-    vocab_size: int = 30522
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
     pad_token_id: int = 1
     embedding_size: int = 768
     head_ratio: int = 2
     conv_kernel_size: int = 9
     num_groups: int = 1
-    tie_word_embeddings: bool = True
 
     @property
     def num_mixed_heads(self) -> int:
@@ -72,6 +60,7 @@ class ConvBertConfig(PretrainedConfig):
         return self.hidden_size // self.num_mixed_heads // 2
 
     def __post_init__(self):
+        super().__post_init__()
         if self.head_ratio < 1:
             raise ValueError(f"head_ratio must be ≥ 1, got {self.head_ratio}")
         heads = self.num_mixed_heads
@@ -85,9 +74,6 @@ class ConvBertConfig(PretrainedConfig):
         if self.num_groups < 1 or self.hidden_size % self.num_groups or self.intermediate_size % self.num_groups:
             raise ValueError(f"hidden_size {self.hidden_size} and intermediate_size {self.intermediate_size} must be "
                              f"multiples of num_groups {self.num_groups}")
-        if self.extra.get("is_decoder") or self.extra.get("add_cross_attention"):
-            raise ValueError("ConvBERT as a decoder (is_decoder / add_cross_attention) is not supported: "
-                             "minibert builds encoders")
 
 
 class ConvBertSelfAttention(nnx.Module):

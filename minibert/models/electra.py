@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from minibert import losses, rtd
-from minibert.config import PretrainedConfig
+from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertEncoder
 from minibert.models.outputs import ModelOutput
@@ -35,39 +35,16 @@ from minibert.nn.norms import LayerNorm
 
 
 @dataclasses.dataclass
-class ElectraConfig(PretrainedConfig):
-    """ELECTRA: defaults are Hugging Face's (ELECTRA-Small's discriminator: E=128, H=256, A=4, L=12)."""
+class ElectraConfig(BertConfig):
+    """ELECTRA: BERT's fields plus `embedding_size`; defaults are Hugging Face's (ELECTRA-Small's discriminator:
+    E=128, H=256, A=4, L=12)."""
 
     model_type: ClassVar[str] = "electra"
 
-    vocab_size: int = 30522
     embedding_size: int = 128
     hidden_size: int = 256
-    num_hidden_layers: int = 12
     num_attention_heads: int = 4
     intermediate_size: int = 1024
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
-    pad_token_id: int = 0
-    tie_word_embeddings: bool = True
-
-    def __post_init__(self):
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
-            )
-        position_type = self.extra.get("position_embedding_type", "absolute")
-        if position_type != "absolute":
-            raise ValueError(f"position_embedding_type {position_type!r} is not supported: "
-                             "minibert's ELECTRA uses absolute positions")
-        if self.extra.get("is_decoder") or self.extra.get("add_cross_attention"):
-            raise ValueError("ELECTRA as a decoder (is_decoder / add_cross_attention) is not supported: "
-                             "minibert builds encoders")
 
 
 class ElectraDiscriminatorPredictions(nnx.Module):

@@ -112,7 +112,7 @@ def load_pretrained_weights(model, tensors: dict[str, np.ndarray]) -> list[str]:
     pooler) load when the checkpoint has them with the right shape, else keep their random initialisation.
     Returns notes naming what was initialised and what of the checkpoint was not used."""
     expected = hf.model_state_dict(model)
-    tensors = hf._normalise_keys(model, tensors, expected)
+    tensors = hf.normalise_keys(model, tensors, expected)
     prefix = model.base_model_prefix + "."
     missing, fresh = [], []
     for key, param in expected.items():
