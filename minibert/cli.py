@@ -200,6 +200,35 @@ def quantize_command(args) -> int:
     return 0
 
 
+def add_corpus_arguments(p, *, mask_help: str, attention_help: str) -> None:
+    """The text, the examples and their masking: what pretraining and distillation share."""
+    p.add_argument("--corpus", nargs="+", help="text files or folders (default: the embedded Python docstrings)")
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--mask-rate", type=float, help=mask_help)
+    p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
+    p.add_argument("--attention", default="auto", choices=["auto", "reference", "fused"], help=attention_help)
+
+
+def add_training_arguments(p, *, steps: int | None, lr: float, warmup: int | None, eval_every: int, save_every: int,
+                           output: str, steps_help: str = "optimizer updates", warmup_help: str | None = None,
+                           eval_help: str | None = None, save_help: str | None = None) -> None:
+    """The options `train_config` reads (the training loop's), plus the compute dtype, with this command's defaults."""
+    p.add_argument("--steps", type=int, default=steps, help=steps_help)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--warmup", type=int, default=warmup, help=warmup_help)
+    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--grad-accumulation", type=int, default=1)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=eval_every, help=eval_help)
+    p.add_argument("--save-every", type=int, default=save_every, help=save_help)
+    p.add_argument("--output", default=output)
+    p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -216,30 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default="bert")
     p.add_argument("--size", default="tiny", help="tiny, mini, small, base, or a paper config (see presets.py)")
     p.add_argument("--objective", help="mlm, mlm+nsp (or rtd for electra); default: the family's own")
-    p.add_argument("--corpus", nargs="+", help="text files or folders (default: the embedded Python docstrings)")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")
     p.add_argument("--vocab-size", type=int, default=4000)
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased)")
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=600, help="optimizer updates")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=60)
-    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--grad-accumulation", type=int, default=1)
-    p.add_argument("--mask-rate", type=float, help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)")
-    p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
-    p.add_argument("--attention", default="auto", choices=["auto", "reference", "fused"],
-                   help="attention implementation (default auto: fused jax.nn.dot_product_attention on GPU/TPU, "
-                        "the reference einsum on CPU)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--output", default="runs/minibert-tiny")
-    p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+    add_corpus_arguments(p, mask_help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)",
+                         attention_help="attention implementation (default auto: fused jax.nn.dot_product_attention "
+                                        "on GPU/TPU, the reference einsum on CPU)")
+    add_training_arguments(p, steps=600, lr=1e-3, warmup=60, eval_every=200, save_every=200,
+                           output="runs/minibert-tiny")
     p.add_argument("--demo", nargs="*", help="fill-mask sentences to print at the end")
     p.set_defaults(run=pretrain)
 
@@ -249,32 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="the teacher: a pretrained masked LM directory with vocab.txt")
     p.add_argument("--family", default="mobilebert", help="the student's family")
     p.add_argument("--size", default="tiny", help="the student's size preset (see presets.py)")
-    p.add_argument("--corpus", nargs="+", help="text files or folders (default: the embedded Python docstrings)")
     p.add_argument("--transfer-steps", type=int, default=300,
                    help="updates of layer-wise feature-map and attention transfer before pretraining distillation")
     p.add_argument("--progressive", action="store_true",
                    help="transfer one layer at a time, the layers below frozen (MobileBERT §3.6)")
-    p.add_argument("--steps", type=int, default=300, help="updates of pretraining distillation (MLM + KD)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the MLM loss against the KD loss")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the KD loss")
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=30, help="warmup updates (at most a tenth of each stage)")
-    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--grad-accumulation", type=int, default=1)
-    p.add_argument("--mask-rate", type=float, help="masking rate (default: the student family's)")
-    p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
-    p.add_argument("--attention", default="auto", choices=["auto", "reference", "fused"],
-                   help="attention implementation (the transfer stages record maps on the reference path)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=100, help="updates between held-out evaluations of the student")
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--output", default="runs/distilled")
-    p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+    add_corpus_arguments(p, mask_help="masking rate (default: the student family's)",
+                         attention_help="attention implementation (the transfer stages record maps on the reference "
+                                        "path)")
+    add_training_arguments(p, steps=300, lr=1e-3, warmup=30, eval_every=100, save_every=200, output="runs/distilled",
+                           steps_help="updates of pretraining distillation (MLM + KD)",
+                           warmup_help="warmup updates (at most a tenth of each stage)",
+                           eval_help="updates between held-out evaluations of the student")
     p.set_defaults(run=distill)
 
     p = commands.add_parser("fill-mask", help="top-k predictions for every [MASK] in a text")
@@ -295,29 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="Hugging Face model directory with vocab.txt (pretrained or fine-tuned)")
     p.add_argument("--train", required=True, help="training file: TSV with a header, CoNLL, or SQuAD JSON (.json/.zip)")
     p.add_argument("--eval", help="dev file, scored at every evaluation; the best model is kept")
-    p.add_argument("--output", default="runs/finetune")
     p.add_argument("--max-length", type=int, help="tokens per row (default 128; squad 384)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--eval-batch-size", type=int, default=64)
     p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--steps", type=int, help="optimizer updates (instead of --epochs)")
-    p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--warmup-ratio", type=float, default=0.1, help="warmup as a fraction of the steps")
-    p.add_argument("--warmup", type=int, help="warmup steps (instead of --warmup-ratio)")
-    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--grad-accumulation", type=int, default=1)
     p.add_argument("--train-limit", type=int, help="train on a seeded random subset of this many examples")
     p.add_argument("--eval-limit", type=int, help="score only the first examples of the dev file")
     p.add_argument("--doc-stride", type=int, default=128, help="squad: step between context windows, in tokens")
     p.add_argument("--max-query-length", type=int, default=64)
     p.add_argument("--max-answer-length", type=int, default=30)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=200, help="steps between dev evaluations (a multiple of --log-every)")
-    p.add_argument("--save-every", type=int, default=1000, help="steps between resumable (orbax) checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
+    add_training_arguments(p, steps=None, lr=5e-5, warmup=None, eval_every=200, save_every=1000,
+                           output="runs/finetune", steps_help="optimizer updates (instead of --epochs)",
+                           warmup_help="warmup steps (instead of --warmup-ratio)",
+                           eval_help="steps between dev evaluations (a multiple of --log-every)",
+                           save_help="steps between resumable (orbax) checkpoints")
     p.add_argument("--teacher", help="task distillation: a fine-tuned model of the same task, labels and vocabulary "
                                      "whose soft labels the model learns")
     p.add_argument("--alpha", type=float, default=0.5, help="with --teacher: weight of the task loss")

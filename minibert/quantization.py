@@ -131,7 +131,7 @@ def quantize_pretrained(model_dir: str | Path, out_dir: str | Path) -> Quantizat
     if "quantization_config" in values:
         raise ValueError(f"{model_dir} is already quantized (config.json quantization_config "
                          f"{values['quantization_config']})")
-    weight_files = _weight_files(model_dir)
+    weight_files = hf.weight_files(model_dir)
     tensors = hf.read_state_dict(model_dir)
     if any(t.dtype == np.int8 for t in tensors.values()):
         raise ValueError(f"{model_dir} already holds int8 tensors: it is already quantized")
@@ -161,18 +161,6 @@ def quantize_pretrained(model_dir: str | Path, out_dir: str | Path) -> Quantizat
             shutil.copyfile(model_dir / name, out_dir / name)
     return QuantizationReport(rows, kept, sum(f.stat().st_size for f in weight_files),
                               (out_dir / WEIGHTS_NAME).stat().st_size)
-
-
-def _weight_files(model_dir: Path) -> list[Path]:
-    """The file(s) `hf.read_state_dict` reads, in its order of preference (shards listed by their index)."""
-    for single, index in ((hf.SAFETENSORS, hf.SAFETENSORS_INDEX), (hf.TORCH_BIN, hf.TORCH_BIN_INDEX)):
-        if (model_dir / single).is_file():
-            return [model_dir / single]
-        if (model_dir / index).is_file():
-            shards = json.loads((model_dir / index).read_text(encoding="utf-8"))["weight_map"].values()
-            return [model_dir / shard for shard in sorted(set(shards))]
-    raise FileNotFoundError(f"{model_dir} has no weights: expected {hf.SAFETENSORS}, {hf.SAFETENSORS_INDEX} "
-                            f"or {hf.TORCH_BIN}")
 
 
 def dequantize_state_dict(tensors: dict[str, np.ndarray], quantization_config: dict | None) -> dict[str, np.ndarray]:

@@ -62,23 +62,22 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     return _read_tensors(path)
 
 
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
-    if (path / SAFETENSORS).is_file():
-        return _read_safetensors(path / SAFETENSORS)
-    if (path / SAFETENSORS_INDEX).is_file():
-        return _read_shards(path, SAFETENSORS_INDEX, _read_safetensors)
-    if (path / TORCH_BIN).is_file():
-        return _read_torch(path / TORCH_BIN)
-    if (path / TORCH_BIN_INDEX).is_file():
-        return _read_shards(path, TORCH_BIN_INDEX, _read_torch)
+def weight_files(path: Path) -> list[Path]:
+    """The file(s) holding a directory's weights, in order of preference: safetensors (single, or the shards its
+    index lists), then PyTorch's pytorch_model.bin (single or sharded)."""
+    for single, index in ((SAFETENSORS, SAFETENSORS_INDEX), (TORCH_BIN, TORCH_BIN_INDEX)):
+        if (path / single).is_file():
+            return [path / single]
+        if (path / index).is_file():
+            shards = json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values()
+            return [path / shard for shard in sorted(set(shards))]
     raise FileNotFoundError(f"{path} has no weights: expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN}")
 
 
-def _read_shards(path: Path, index_name: str, read) -> dict[str, np.ndarray]:
-    weight_map = json.loads((path / index_name).read_text(encoding="utf-8"))["weight_map"]
+def _read_tensors(path: Path) -> dict[str, np.ndarray]:
     tensors = {}
-    for shard in sorted(set(weight_map.values())):
-        tensors.update(read(path / shard))
+    for file in weight_files(path):
+        tensors.update(_read_torch(file) if file.suffix == ".bin" else _read_safetensors(file))
     return tensors
 
 

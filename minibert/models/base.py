@@ -11,6 +11,7 @@ forward pass, traced once per input shape. Called inside a `jax.jit`/`nnx.jit` (
 
 from __future__ import annotations
 
+import inspect
 from typing import ClassVar
 
 import jax
@@ -51,6 +52,11 @@ class PreTrainedModel(nnx.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, **targets):
         raise NotImplementedError
+
+    @classmethod
+    def accepts_masked_positions(cls) -> bool:
+        """Whether the MLM head can run on the masked positions only (a sparse head: `masked_positions`)."""
+        return "masked_positions" in inspect.signature(cls.forward).parameters
 
     def check_inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> None:
         """Host-side checks: one clear error instead of a silent wrong answer."""

@@ -19,7 +19,6 @@ Task distillation (soft labels for fine-tuning) is `minibert finetune --teacher`
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -110,10 +109,6 @@ class _Continued:
         return self.batches(self.offset + step)
 
 
-def _accepts_masked_positions(model) -> bool:
-    return "masked_positions" in inspect.signature(type(model).forward).parameters
-
-
 def build(config: DistillConfig):
     """Check the arguments, load the teacher and its tokenizer, read the corpus, build the student and batches."""
     teacher_dir = Path(config.teacher)
@@ -131,7 +126,8 @@ def build(config: DistillConfig):
     if config.progressive and config.transfer_steps < layers:
         raise ValueError(f"progressive transfer needs at least one update per layer: --transfer-steps "
                          f"{config.transfer_steps} < {layers} layers")
-    if not stages(config, layers):
+    schedule = stages(config, layers)
+    if not schedule:
         raise ValueError("nothing to train: --steps and --transfer-steps are both 0")
 
     dtype = jnp.dtype(config.dtype)
@@ -145,7 +141,7 @@ def build(config: DistillConfig):
         raise ValueError(f"--seq-len {config.seq_len} exceeds the teacher's max_position_embeddings {positions}")
     tokenizer = WordPieceTokenizer.from_pretrained(teacher_dir)
     p.model_config.vocab_size, p.model_config.pad_token_id = teacher.config.vocab_size, tokenizer.pad_id
-    if not _accepts_masked_positions(teacher):
+    if not teacher.accepts_masked_positions():
         p.max_predictions = None           # both models must score the same positions: a dense head then
     documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
     batches, eval_batch = corpus_batches(config, p, tokenizer, documents)
@@ -153,12 +149,12 @@ def build(config: DistillConfig):
     student = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
     distiller = Distiller(teacher, student, rngs=rngs)
     set_attention_implementation(distiller, p.attention)
-    return distiller, tokenizer, batches, eval_batch, stages(config, layers)
+    return distiller, tokenizer, batches, eval_batch, schedule
 
 
 def distill(config: DistillConfig):
     """Run every stage; returns (the student masked LM, tokenizer, the logged records with their "stage")."""
-    distiller, tokenizer, batches, eval_batch, plan_ = build(config)
+    distiller, tokenizer, batches, eval_batch, schedule = build(config)
     out = Path(config.train.output_dir)
 
     def evaluator(current, step: int) -> dict:
@@ -168,7 +164,7 @@ def distill(config: DistillConfig):
                 "student_eval_accuracy": float(masked_accuracy(student.logits, eval_batch["labels"]))}
 
     history, offset = [], 0
-    for stage in plan_:
+    for stage in schedule:
         record_attention_maps(distiller, stage.transfer)
         train = dataclasses.replace(config.train, steps=stage.steps, output_dir=str(out / "stages" / stage.name),
                                     warmup_steps=min(config.train.warmup_steps, stage.steps // 10))

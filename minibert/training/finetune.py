@@ -179,15 +179,24 @@ def teacher_predictions(config: FinetuneConfig, task, tokenizer, arrays: dict[st
 
 # ---- the tasks: read, encode, evaluate ---------------------------------------------------------------------------
 
-class GlueTask:
-    head, selects, metric, outputs = TASKS["glue"], "accuracy", staticmethod(loss_and_accuracy), ("logits",)
+class Task:
+    """A task's examples — a seeded subset (`train_limit`) of the training file, the first `eval_limit` of the dev
+    file — and the classes the training data names (None for question answering). Subclasses set `read` (file →
+    examples) and `label_names`, and encode, score a baseline and evaluate."""
+
+    read = label_names = None
 
     def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
         self.config, self.tokenizer = config, tokenizer
-        self.train_examples = _subset(glue.read_tsv(config.train_file), config.train_limit, rng)
-        self.eval_examples = glue.read_tsv(config.eval_file)[:config.eval_limit] if config.eval_file else None
-        self.data_labels = glue.label_names(self.train_examples)
+        self.train_examples = _subset(self.read(config.train_file), config.train_limit, rng)
+        self.eval_examples = self.read(config.eval_file)[:config.eval_limit] if config.eval_file else None
+        self.data_labels = self.label_names(self.train_examples) if self.label_names else None
         self.notes = []
+
+
+class GlueTask(Task):
+    head, selects, metric, outputs = TASKS["glue"], "accuracy", staticmethod(loss_and_accuracy), ("logits",)
+    read, label_names = staticmethod(glue.read_tsv), staticmethod(glue.label_names)
 
     def encode(self, label2id: dict[str, int]) -> dict[str, np.ndarray]:
         max_length = self.config.max_length or 128
@@ -200,19 +209,12 @@ class GlueTask:
                                                       [e.label for e in self.eval_examples])}
 
     def evaluate(self, model) -> dict:
-        logits = batched_forward(model, self.eval_arrays, self.config.eval_batch_size)["logits"]
-        return metrics.classification_metrics(logits.argmax(-1), self.eval_arrays["labels"], logits.shape[-1])
+        return classification_scores(model, self.eval_arrays, self.config.eval_batch_size)
 
 
-class NerTask:
+class NerTask(Task):
     head, selects, metric, outputs = TASKS["ner"], "f1", staticmethod(loss_and_accuracy), ("logits",)
-
-    def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
-        self.config, self.tokenizer = config, tokenizer
-        self.train_examples = _subset(ner.read_conll(config.train_file), config.train_limit, rng)
-        self.eval_examples = ner.read_conll(config.eval_file)[:config.eval_limit] if config.eval_file else None
-        self.data_labels = ner.label_names(self.train_examples)
-        self.notes = []
+    read, label_names = staticmethod(ner.read_conll), staticmethod(ner.label_names)
 
     def encode(self, label2id: dict[str, int]) -> dict[str, np.ndarray]:
         max_length = self.config.max_length or 128
@@ -243,16 +245,10 @@ class NerTask:
                 "word_accuracy": float(np.mean(words))}
 
 
-class SquadTask:
+class SquadTask(Task):
     head, selects, metric = TASKS["squad"], "f1", staticmethod(span_loss_and_accuracy)
     outputs = ("start_logits", "end_logits")
-    data_labels = None
-
-    def __init__(self, config: FinetuneConfig, tokenizer, rng: np.random.Generator):
-        self.config, self.tokenizer = config, tokenizer
-        self.train_examples = _subset(squad.read_squad(config.train_file), config.train_limit, rng)
-        self.eval_examples = squad.read_squad(config.eval_file)[:config.eval_limit] if config.eval_file else None
-        self.notes = []
+    read = staticmethod(squad.read_squad)
 
     def _features(self, examples) -> squad.Features:
         c = self.config
@@ -392,6 +388,10 @@ def evaluate_classifier(model, tokenizer, eval_file: str | Path, *, max_length: 
         raise ValueError(f"scoring a GLUE-style TSV needs a sequence-classification model, not {type(model).__name__}")
     examples = glue.read_tsv(eval_file)[:limit]
     label2id = {name: i for i, name in finetuning.id2label(model.config).items()}
-    arrays = glue.encode(tokenizer, examples, max_length, label2id)
+    return classification_scores(model, glue.encode(tokenizer, examples, max_length, label2id), batch_size)
+
+
+def classification_scores(model, arrays: dict[str, np.ndarray], batch_size: int) -> dict:
+    """Accuracy and F1 of a sequence classifier on encoded GLUE rows (with their `labels`)."""
     logits = batched_forward(model, arrays, batch_size)["logits"]
     return metrics.classification_metrics(logits.argmax(-1), arrays["labels"], logits.shape[-1])

@@ -15,7 +15,6 @@ never produced by the tokenizer, they only align the embedding and decoder matmu
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import warnings
 from pathlib import Path
@@ -88,7 +87,7 @@ def plan(config: PretrainConfig) -> Plan:
     attention = attention_implementation(config.attention)
     # a sparse MLM head (the head on the masked positions only) wherever the model accepts one
     max_predictions = (default_max_predictions(config.seq_len, mask_rate)
-                       if "masked_positions" in inspect.signature(model_class.forward).parameters else None)
+                       if model_class.accepts_masked_positions() else None)
     out = Path(config.train.output_dir)
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not config.resume:
         raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --output")
