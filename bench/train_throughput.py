@@ -213,11 +213,11 @@ class _Specials:
 
 def staged_batches(bench: Bench, lengths_pool) -> list[dict[str, np.ndarray]]:
     """The masked batches, sparse layout (`masked_positions` + their labels), as `minibert pretrain` makes them."""
-    from minibert.training.data import Batches, default_max_predictions
+    from minibert.training.data import Batches, FixedRows, default_max_predictions
 
     rows = examples(bench, lengths_pool)
     words = min(TOKENIZER_SIZE, full_config(bench)["vocab_size"])
-    batches = Batches(rows, bench.batch, _Specials(words), seed=0, mask_rate=bench.mask_rate,
+    batches = Batches(FixedRows(rows), bench.batch, _Specials(words), seed=0, mask_rate=bench.mask_rate,
                       max_predictions=default_max_predictions(bench.seq, bench.mask_rate))
     return [batches(step) for step in range(STAGED_BATCHES)]   # one epoch: every row once
 

@@ -1,5 +1,5 @@
 import sys
 
-from minibert.cli import main
+from minibert.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -1,7 +1,8 @@
-"""The `minibert` command line: pretrain, fill-mask, parity, assignment make, finetune, the task pipelines
-(text-/token-classification, question-answering), distill and quantize.
+"""The `minibert` command line: prepare, pretrain, fill-mask, parity, assignment make, finetune, the task
+pipelines (text-/token-classification, question-answering), distill and quantize.
 
-Each subcommand is a thin wrapper over a library function; `python -m minibert` works the same.
+Each subcommand is a thin wrapper over a library function; `python -m minibert` works the same. Bad input
+(a missing file, a bad record, an option out of range) ends with one line naming it, not a traceback.
 """
 
 from __future__ import annotations
@@ -33,13 +34,24 @@ def train_config(args, **overrides):
     return TrainConfig(**{**values, **overrides})
 
 
+def prepare(args) -> int:
+    from minibert.training.prepare import PrepareConfig, prepare as run, summary
+
+    manifest = run(PrepareConfig(corpus=args.corpus, output=args.output, vocab=args.vocab, vocab_size=args.vocab_size,
+                                 lowercase=not args.cased, vocab_sample_mb=args.vocab_sample, workers=args.workers,
+                                 backend=args.backend, text_field=args.text_field, strict=args.strict, seed=args.seed))
+    print(f"prepared {args.output}: {summary(manifest)}")
+    print(f"train on it with: minibert pretrain --data {args.output} ...")
+    return 0
+
+
 def pretrain(args) -> int:
     from minibert.tasks.pipelines import fill_mask
     from minibert.training.pretrain import PretrainConfig, pretrain as run
 
     train = train_config(args)
-    config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, corpus=args.corpus,
-                            vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
+    config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, data=args.data,
+                            corpus=args.corpus, workers=args.workers, vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                             whole_word=args.whole_word, dtype=args.dtype, attention=args.attention,
                             resume=args.resume, train=train)
@@ -49,7 +61,7 @@ def pretrain(args) -> int:
           + (f"; held-out MLM accuracy {last['eval_accuracy']:.3f}, perplexity {last['eval_perplexity']:.1f}"
              if "eval_accuracy" in last else ""))
     print(f"saved to {args.output} (config.json, model.safetensors, vocab.txt)")
-    for text in args.demo or (DEMO_SENTENCES if not args.corpus else []):
+    for text in args.demo or (DEMO_SENTENCES if not (args.corpus or args.data) else []):
         print_fill_mask(fill_mask(model, tokenizer, text), text)
     return 0
 
@@ -68,7 +80,8 @@ def distill(args) -> int:
     from minibert.training.distill import DistillConfig, distill as run
 
     train = train_config(args)
-    config = DistillConfig(teacher=args.teacher, family=args.family, size=args.size, corpus=args.corpus,
+    config = DistillConfig(teacher=args.teacher, family=args.family, size=args.size, data=args.data,
+                           corpus=args.corpus, workers=args.workers,
                            seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                            whole_word=args.whole_word, dtype=args.dtype, attention=args.attention, resume=args.resume,
                            transfer_steps=args.transfer_steps, progressive=args.progressive, alpha=args.alpha,
@@ -202,7 +215,10 @@ def quantize_command(args) -> int:
 
 def add_corpus_arguments(p, *, mask_help: str, attention_help: str) -> None:
     """The text, the examples and their masking: what pretraining and distillation share."""
-    p.add_argument("--corpus", nargs="+", help="text files or folders (default: the embedded Python docstrings)")
+    p.add_argument("--corpus", nargs="+", help="text files or folders, prepared into OUTPUT/data first (default: the "
+                                               "embedded Python docstrings); see `minibert prepare` for other formats")
+    p.add_argument("--data", help="a corpus prepared by `minibert prepare` (instead of --corpus)")
+    p.add_argument("--workers", type=int, default=0, help="processes that prepare --corpus (0: every core)")
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--mask-rate", type=float, help=mask_help)
@@ -240,6 +256,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tolerance", type=float, default=1e-5, help="max abs difference allowed (default 1e-5)")
     p.set_defaults(run=parity)
+
+    p = commands.add_parser("prepare", help="tokenize a corpus once into shards of token ids, for pretrain --data",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--corpus", nargs="+", help="text files or folders (.gz too), JSON Lines, Parquet, a datasets "
+                                               "save_to_disk folder, hub:PATH for datasets.load_dataset on local "
+                                               "files (default: the embedded Python docstrings)")
+    p.add_argument("--output", required=True, help="the prepared directory (a killed run continues in it)")
+    p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on a sample of the corpus)")
+    p.add_argument("--vocab-size", type=int, default=4000, help="entries of a trained vocabulary")
+    p.add_argument("--vocab-sample", type=float, default=100.0, help="MB of text a vocabulary is trained on")
+    p.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased)")
+    p.add_argument("--workers", type=int, default=0, help="processes (0: every core)")
+    p.add_argument("--backend", default="minibert", choices=["minibert", "tokenizers"],
+                   help="tokenizer implementation: from scratch, or the Rust tokenizers (identical ids)")
+    p.add_argument("--text-field", default="text", help="the text's field in JSON Lines, Parquet and datasets")
+    p.add_argument("--strict", action="store_true", help="records without text and undecodable lines are errors "
+                                                         "(default: skipped and counted)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the vocabulary's sample")
+    p.set_defaults(run=prepare)
 
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny BERT on Python's docstrings)")
     p.add_argument("--family", default="bert")
@@ -352,5 +387,16 @@ def main(argv=None) -> int:
     return args.run(args)
 
 
+def run(argv=None) -> int:
+    """The console entry point: `main`, with bad input reported in one line on stderr (exit status 1)."""
+    from minibert.training.prepare import PrepareError
+
+    try:
+        return main(argv)
+    except (ValueError, OSError, PrepareError) as error:      # CorpusError, CheckpointError are ValueErrors
+        print(f"minibert: error: {error}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

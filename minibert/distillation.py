@@ -29,8 +29,9 @@ from flax import nnx
 
 from minibert.nn.attention import forward_with_attention_maps
 from minibert.nn.linear import Linear
+from minibert.training.batch import Batch, model_inputs
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TARGETS = ("labels", "next_sentence_label")      # the student's loss needs them; the teacher's outputs do not
 
 
 def _masked_mean(values: jax.Array, keep: jax.Array) -> jax.Array:
@@ -96,12 +97,12 @@ class Distiller(nnx.Module):
         super().train(**attributes)
         self.teacher.eval()                            # no dropout in the teacher's targets
 
-    def __call__(self, batch: dict) -> tuple:
-        inputs = [batch[k] for k in MODEL_INPUTS]
-        sparse = {"masked_positions": batch["masked_positions"]} if "masked_positions" in batch else {}
-        teacher, teacher_maps = forward_with_attention_maps(self.teacher, *inputs, output_hidden_states=True, **sparse)
-        student, student_maps = forward_with_attention_maps(self.student, *inputs, output_hidden_states=True,
-                                                            labels=batch.get("labels"), **sparse)
+    def __call__(self, batch: Batch | dict) -> tuple:
+        """Each model gets the batch fields it declares (`model_inputs`); the teacher no targets."""
+        teacher_inputs = {k: v for k, v in model_inputs(self.teacher, batch).items() if k not in TARGETS}
+        teacher, teacher_maps = forward_with_attention_maps(self.teacher, **teacher_inputs, output_hidden_states=True)
+        student, student_maps = forward_with_attention_maps(self.student, **model_inputs(self.student, batch),
+                                                            output_hidden_states=True)
         return student, student_maps, *jax.lax.stop_gradient((teacher, teacher_maps))
 
     def transfer_loss(self, student, student_maps, teacher, teacher_maps, attention_mask: jax.Array,

@@ -20,9 +20,22 @@ import numpy as np
 from flax import nnx
 
 
+# Packed rows (the models that take them say so in `forward`): checked like input_ids, passed as int32.
+PACKING_INPUTS = ("segment_ids", "position_ids")
+
+
 @nnx.jit(static_argnames=("output_hidden_states",))
 def _compiled_forward(model, input_ids, attention_mask, token_type_ids, output_hidden_states, targets):
     return model.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, **targets)
+
+
+def signature_fields(function) -> tuple[str, ...]:
+    """The named parameters of a model's `forward`/`__call__` that a batch fills, in order: all but `self`,
+    `output_hidden_states`, `key` (a PRNG key the training step passes to models that say `needs_key`) and
+    */** catch-alls."""
+    return tuple(name for name, p in inspect.signature(function).parameters.items()
+                 if name not in ("self", "output_hidden_states", "key")
+                 and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 
 
 class PreTrainedModel(nnx.Module):
@@ -44,9 +57,15 @@ class PreTrainedModel(nnx.Module):
         if any(isinstance(a, jax.core.Tracer) for a in arrays):
             return self.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
                                 **targets)
-        self.check_inputs(np.asarray(input_ids), np.asarray(attention_mask), np.asarray(token_type_ids))
+        packing = {k: np.asarray(targets[k]) for k in PACKING_INPUTS if targets.get(k) is not None}
+        refused = [k for k in packing if k not in type(self).batch_fields()]
+        if refused:
+            raise ValueError(f"{type(self).__name__} does not take {', '.join(refused)} (packed documents): only "
+                             f"models that build a per-document mask and positions do (MosaicBERT, ModernBERT)")
+        self.check_inputs(np.asarray(input_ids), np.asarray(attention_mask), np.asarray(token_type_ids), **packing)
         as_int = lambda a: jnp.asarray(a).astype(jnp.int32)  # one dtype per input, so one trace per shape
-        targets = {k: None if v is None else jnp.asarray(v) for k, v in targets.items()}
+        targets = {k: None if v is None else as_int(v) if k in PACKING_INPUTS else jnp.asarray(v)
+                   for k, v in targets.items()}
         return _compiled_forward(self, as_int(input_ids), as_int(attention_mask), as_int(token_type_ids),
                                  output_hidden_states, targets)
 
@@ -54,20 +73,41 @@ class PreTrainedModel(nnx.Module):
         raise NotImplementedError
 
     @classmethod
+    def batch_fields(cls) -> tuple[str, ...]:
+        """The batch fields this model takes (`training.batch.model_inputs` passes these): input_ids,
+        attention_mask, token_type_ids and the targets `forward` names (labels, masked_positions, ...).
+        A model without an NSP head (`nsp = False`: BERT's and MobileBERT's masked LMs share the pretraining
+        `forward`) does not take next_sentence_label."""
+        fields = signature_fields(cls.forward)
+        if getattr(cls, "nsp", None) is False:
+            fields = tuple(f for f in fields if f != "next_sentence_label")
+        return fields
+
+    @classmethod
     def accepts_masked_positions(cls) -> bool:
         """Whether the MLM head can run on the masked positions only (a sparse head: `masked_positions`)."""
-        return "masked_positions" in inspect.signature(cls.forward).parameters
+        return "masked_positions" in cls.batch_fields()
 
-    def check_inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> None:
-        """Host-side checks: one clear error instead of a silent wrong answer."""
+    def check_inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, *,
+                     segment_ids: np.ndarray | None = None, position_ids: np.ndarray | None = None) -> None:
+        """Host-side checks: one clear error instead of a silent wrong answer. `segment_ids`/`position_ids` (packed
+        rows, for the models that take them) must be non-negative integers of input_ids' shape."""
         config = self.config
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must have shape (batch, seq), got {input_ids.shape}")
         if not np.issubdtype(input_ids.dtype, np.integer):
             raise TypeError(f"input_ids must be integers, got {input_ids.dtype}")
-        for name, array in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-            if array.shape != input_ids.shape:
+        for name, array in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids),
+                            ("segment_ids", segment_ids), ("position_ids", position_ids)):
+            if array is not None and array.shape != input_ids.shape:
                 raise ValueError(f"{name} has shape {array.shape} but input_ids has shape {input_ids.shape}")
+        for name, array in (("segment_ids", segment_ids), ("position_ids", position_ids)):
+            if array is None:
+                continue
+            if not np.issubdtype(array.dtype, np.integer):
+                raise TypeError(f"{name} must be integers, got {array.dtype}")
+            if (array < 0).any():
+                raise ValueError(f"{name} must be non-negative, got {int(array.min())}")
         max_positions = getattr(config, "max_position_embeddings", None)
         if max_positions is not None and input_ids.shape[1] > max_positions:
             raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings {max_positions}")

@@ -23,7 +23,7 @@ from flax import nnx
 
 from minibert import losses, rtd
 from minibert.config import BertConfig
-from minibert.models.base import PreTrainedModel
+from minibert.models.base import PreTrainedModel, signature_fields
 from minibert.models.bert import BertEncoder
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
@@ -212,6 +212,11 @@ class ElectraPretrainer(nnx.Module):
         tokens there and -100 elsewhere; attention_mask (batch, seq); `key` draws the generator's samples."""
         return rtd.electra_loss(self.generator, self.discriminator, input_ids, labels, attention_mask, key,
                                 token_type_ids=token_type_ids, rtd_weight=self.rtd_weight)
+
+    @classmethod
+    def batch_fields(cls) -> tuple[str, ...]:
+        """The batch fields it takes (input_ids, attention_mask, token_type_ids, labels); `key` is not one."""
+        return signature_fields(cls.__call__)
 
     @classmethod
     def from_config(cls, discriminator: ElectraConfig, generator_fraction: float, *, dtype=jnp.float32,

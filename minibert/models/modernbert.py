@@ -13,10 +13,14 @@ Long Context Finetuning and Inference" (2024, arXiv 2412.13663).
 Module attribute names are Hugging Face's (`model.layers.3.attn.Wqkv.weight`, `head.dense.weight`, `decoder.bias`),
 so parameter paths are checkpoint keys.
 
-Inputs. ModernBERT has no token types: `token_type_ids` must be absent or all zero. `attention_mask` is a 0/1
-mask or carries segment ids (1, 2, … per document packed into a row, 0 for padding): attention stays inside a
-document and rotary positions restart at each one. Hidden states follow Hugging Face: the embeddings, then each
-layer's output, the last one after `final_norm` (so `hidden_states[-1]` is `last_hidden_state`).
+Inputs. ModernBERT has no token types: `token_type_ids` must be absent or all zero. `attention_mask` is 0/1
+visibility only: a 0 anywhere in a row hides that token and nothing else; rotary positions stay 0 … seq−1 as in
+`transformers`, holes included. Packed rows — several documents back to back in one row — are the separate
+`segment_ids` (batch, seq): 1, 2, … per document, 0 for padding; attention then stays inside a document and rotary
+positions restart at each one. `position_ids` (batch, seq), optional, override the positions (default
+`positions_from_segments(segment_ids)` for packed rows, else 0 … seq−1). See nn/packing.py. Hidden states follow
+Hugging Face: the embeddings, then each layer's output, the last one after `final_norm` (so `hidden_states[-1]`
+is `last_hidden_state`).
 
 Unpadding. With `unpad = True` on `ModernBertModel` (`model.model.unpad` in the MLM model), the real tokens of
 the batch are gathered into one row of `token_capacity` slots (None: batch·seq) before the embeddings; every
@@ -43,12 +47,12 @@ from minibert.models.heads import select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.activations import activation
-from minibert.nn.attention import dot_product_attention, segment_mask, window_mask
+from minibert.nn.attention import document_mask, dot_product_attention, window_mask
 from minibert.nn.embeddings import Embedding
 from minibert.nn.feedforward import glu
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
-from minibert.nn.packing import Unpadded, check_capacity, pack, positions_from_segments, repad, unpad
+from minibert.nn.packing import Unpadded, check_capacity, default_positions, pack, repad, unpad
 from minibert.nn.rope import apply_rotary
 
 FULL, SLIDING = "full_attention", "sliding_attention"
@@ -222,13 +226,15 @@ class ModernBertEncoderLayer(nnx.Module):
 class _ModernBertPreTrainedModel(PreTrainedModel):
     config_class = ModernBertConfig
 
-    def check_inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> None:
-        super().check_inputs(input_ids, attention_mask, token_type_ids)
+    def check_inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, *,
+                     segment_ids: np.ndarray | None = None, position_ids: np.ndarray | None = None) -> None:
+        super().check_inputs(input_ids, attention_mask, token_type_ids, segment_ids=segment_ids,
+                             position_ids=position_ids)
         if token_type_ids.any():
             raise ValueError("ModernBERT has no token types: pass token_type_ids=None (or all zeros)")
         encoder = self if isinstance(self, ModernBertModel) else self.model
         if encoder.unpad:
-            check_capacity(attention_mask, encoder.token_capacity)
+            check_capacity(attention_mask, encoder.token_capacity, segment_ids)
 
 
 @register_model
@@ -248,20 +254,21 @@ class ModernBertModel(_ModernBertPreTrainedModel):
                                 for i in range(c.num_hidden_layers)])
         self.final_norm = LayerNorm(c.hidden_size, eps=c.norm_eps, use_bias=c.norm_bias, dtype=dtype)
 
-    def encode(self, input_ids: jax.Array,
-               attention_mask: jax.Array) -> tuple[jax.Array, list[jax.Array], Unpadded | None]:
+    def encode(self, input_ids: jax.Array, attention_mask: jax.Array, segment_ids: jax.Array | None = None,
+               position_ids: jax.Array | None = None) -> tuple[jax.Array, list[jax.Array], Unpadded | None]:
         """The encoder in its working layout: (batch, seq, hidden) tensors, or (1, capacity, hidden) when unpadding,
         with the `Unpadded` record that `repad` needs (None when not unpadding). Returns the last hidden state
         and the hidden states (embeddings, then each layer, the last after `final_norm`)."""
         seq = attention_mask.shape[1]
-        document = segment_mask(attention_mask)                     # (batch, 1, seq, seq): same document, real keys
+        document = document_mask(attention_mask, segment_ids)      # visible keys of the query's own document
         half_window = self.config.local_attention // 2              # §2.1.2: local_attention tokens, half each side
         masks = {FULL: document, SLIDING: document & window_mask(seq, half_window, half_window)}
-        positions = positions_from_segments(attention_mask)         # restart at 0 in every document
+        # 0 … seq−1 per row, holes included (as transformers); restarting at 0 in every packed document
+        positions = default_positions(segment_ids, input_ids.shape) if position_ids is None else position_ids
         unpadded = None
         if self.unpad:
-            input_ids, unpadded = unpad(input_ids, attention_mask, self.token_capacity)
-            positions = unpadded.positions
+            input_ids, unpadded = unpad(input_ids, attention_mask, self.token_capacity, segment_ids)
+            positions = pack(positions, unpadded)
         x = self.embeddings(input_ids)
         states = [x]
         for layer in self.layers:
@@ -270,8 +277,9 @@ class ModernBertModel(_ModernBertPreTrainedModel):
         states[-1] = x = self.final_norm(x)
         return x, states, unpadded
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
-        last, states, unpadded = self.encode(input_ids, attention_mask)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
+                position_ids=None):
+        last, states, unpadded = self.encode(input_ids, attention_mask, segment_ids, position_ids)
         rows = (lambda t: t) if unpadded is None else (lambda t: repad(t, unpadded))
         return ModelOutput(last_hidden_state=rows(last),
                            hidden_states=tuple(map(rows, states)) if output_hidden_states else None)
@@ -324,9 +332,9 @@ class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
         self.head = ModernBertPredictionHead(config, dtype=dtype, rngs=rngs)
         self.decoder = ModernBertDecoder(config, dtype=dtype, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                masked_positions=None):
-        last, states, unpadded = self.model.encode(input_ids, attention_mask)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
+                position_ids=None, labels=None, masked_positions=None):
+        last, states, unpadded = self.model.encode(input_ids, attention_mask, segment_ids, position_ids)
         rows = (lambda t: t) if unpadded is None else (lambda t: repad(t, unpadded))
         tok_embeddings = self.model.embeddings.tok_embeddings.weight[...]
         if masked_positions is None:   # dense: the head on every token of the working layout, re-padded

@@ -10,12 +10,18 @@ arXiv 2312.17482), §2.1 (architecture) and §2.2 (pretraining). What differs fr
     30% masking in pretraining                                                     → config.mlm_probability
 Each layer is post-LN, like BERT: h = LN(x + Attention(x)); out = LN(h + GLU-FFN(h)).
 
+Inputs. `attention_mask` is 0/1 visibility only (1 = a real token; a 0 anywhere hides that token and nothing
+else). Packed rows — several documents back to back in one row — are the separate `segment_ids` (batch, seq):
+1, 2, … per document of the row, 0 for padding; attention then stays inside each document and ALiBi distances
+restart at each one. `position_ids` (batch, seq), optional, are the positions ALiBi measures distances between;
+by default `positions_from_segments(segment_ids)` for packed rows, else 0 … seq−1 (a hole in the mask does not
+restart them). See nn/packing.py.
+
 Unpadding. The encoder runs on the real tokens only, gathered into a flat (1, capacity, hidden) row (see
 nn/packing.py); attention re-pads q, k, v to (batch, seq, ...) and attends per row, masked with
-`segment_mask(attention_mask)` — so `attention_mask` may carry segment ids (1, 2, … per document packed in
-a row, 0 for padding) and documents never see each other. The capacity is batch·seq unless set with
-`packing.set_token_capacity(model, n)`: every per-token FLOP is then spent on n slots instead of batch·seq.
-Outputs are re-padded: (batch, seq, ...) with zeros at padding.
+`document_mask(attention_mask, segment_ids)`, so documents never see each other. The capacity is batch·seq
+unless set with `packing.set_token_capacity(model, n)`: every per-token FLOP is then spent on n slots instead
+of batch·seq. Outputs are re-padded: (batch, seq, ...) with zeros at padding.
 
 Checkpoints. There is no MosaicBERT in `transformers`; this module reads and writes the state dict of the
 MosaicBERT reference code (mosaicml/examples, `bert_layers.py`): `bert.embeddings.{word_embeddings,
@@ -45,12 +51,12 @@ from minibert.models.outputs import ModelOutput
 from minibert.models.registry import register_model
 from minibert.nn.activations import activation
 from minibert.nn.alibi import alibi_bias, alibi_slopes
-from minibert.nn.attention import dot_product_attention, segment_mask
+from minibert.nn.attention import document_mask, dot_product_attention
 from minibert.nn.embeddings import Embedding
 from minibert.nn.feedforward import glu
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
-from minibert.nn.packing import Unpadded, check_capacity, pack, positions_from_segments, repad, unpad
+from minibert.nn.packing import Unpadded, check_capacity, default_positions, pack, repad, unpad
 
 
 @dataclasses.dataclass
@@ -204,7 +210,8 @@ class MosaicBertEncoder(nnx.Module):
 @register_model
 class MosaicBertModel(PreTrainedModel):
     """The bare encoder: (batch, seq) ids → last_hidden_state (batch, seq, hidden), zeros at padding, and
-    pooler_output (batch, hidden). `attention_mask` is 0/1 or segment ids of packed documents."""
+    pooler_output (batch, hidden). `attention_mask` is 0/1; packed documents are `segment_ids` (and optionally
+    `position_ids`), see the module docstring."""
 
     config_class = MosaicBertConfig
     is_base_model = True
@@ -220,19 +227,23 @@ class MosaicBertModel(PreTrainedModel):
         self.pooler = (Pooler(c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
                        if add_pooling_layer else None)
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
-        super().check_inputs(input_ids, attention_mask, token_type_ids)
-        check_capacity(attention_mask, self.token_capacity)
+    def check_inputs(self, input_ids, attention_mask, token_type_ids, *, segment_ids=None, position_ids=None) -> None:
+        super().check_inputs(input_ids, attention_mask, token_type_ids, segment_ids=segment_ids,
+                             position_ids=position_ids)
+        check_capacity(attention_mask, self.token_capacity, segment_ids)
 
-    def encode(self, input_ids, attention_mask, token_type_ids) -> tuple[list[jax.Array], Unpadded]:
+    def encode(self, input_ids, attention_mask, token_type_ids, segment_ids=None,
+               position_ids=None) -> tuple[list[jax.Array], Unpadded]:
         """Unpad, embed and encode: every hidden state as a (1, capacity, hidden) row, and the layout."""
-        ids, unpadded = unpad(input_ids, attention_mask, self.token_capacity)
+        ids, unpadded = unpad(input_ids, attention_mask, self.token_capacity, segment_ids)
         x = self.embeddings(ids, pack(token_type_ids, unpadded))
-        bias = alibi_bias(alibi_slopes(self.config.num_attention_heads), positions_from_segments(attention_mask))
-        return self.encoder(x, unpadded, segment_mask(attention_mask), bias), unpadded
+        positions = default_positions(segment_ids, input_ids.shape) if position_ids is None else position_ids
+        bias = alibi_bias(alibi_slopes(self.config.num_attention_heads), positions)
+        return self.encoder(x, unpadded, document_mask(attention_mask, segment_ids), bias), unpadded
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
-        states, unpadded = self.encode(input_ids, attention_mask, token_type_ids)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
+                position_ids=None):
+        states, unpadded = self.encode(input_ids, attention_mask, token_type_ids, segment_ids, position_ids)
         last = repad(states[-1], unpadded)
         return ModelOutput(last_hidden_state=last,
                            pooler_output=None if self.pooler is None else self.pooler(last),
@@ -283,12 +294,13 @@ class MosaicBertForMaskedLM(PreTrainedModel):
         self.bert = MosaicBertModel(config, add_pooling_layer=False, dtype=dtype, rngs=rngs)
         self.cls = nnx.Dict(predictions=MosaicBertLMPredictionHead(config, dtype=dtype, rngs=rngs))
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
-        self.bert.check_inputs(input_ids, attention_mask, token_type_ids)
+    def check_inputs(self, input_ids, attention_mask, token_type_ids, *, segment_ids=None, position_ids=None) -> None:
+        self.bert.check_inputs(input_ids, attention_mask, token_type_ids, segment_ids=segment_ids,
+                               position_ids=position_ids)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                masked_positions=None):
-        states, unpadded = self.bert.encode(input_ids, attention_mask, token_type_ids)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
+                position_ids=None, labels=None, masked_positions=None):
+        states, unpadded = self.bert.encode(input_ids, attention_mask, token_type_ids, segment_ids, position_ids)
         last = repad(states[-1], unpadded)
         word_embeddings = self.bert.embeddings.word_embeddings.weight[...]
         if masked_positions is None:   # dense: the head on the unpadded tokens, re-padded

@@ -44,7 +44,7 @@ def alibi_bias(slopes: jax.Array, positions: jax.Array) -> jax.Array:
 
     slopes (heads,); positions (batch, seq) — `jnp.arange(seq)[None]` for one document per row, or
     `packing.positions_from_segments(segment_ids)` for packed rows (the bias between documents is then
-    meaningless but masked out by `attention.segment_mask`). Returns (batch, heads, seq, seq), to pass as
+    meaningless but masked out by `attention.document_mask`). Returns (batch, heads, seq, seq), to pass as
     the `bias` of `attention.dot_product_attention`."""
     positions = positions.astype(jnp.float32)
     distance = jnp.abs(positions[:, None, :, None] - positions[:, None, None, :])   # |p_i − p_j|: (b, 1, q, k)

@@ -3,8 +3,9 @@
 Vaswani et al. (2017), §3.2.1–3.2.2:
     Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + bias) V,     MultiHead = Concat(head_1..head_h) (in `output`)
 Tensors are (batch, seq, heads, head_dim). Which keys a query may see is a boolean `mask` that broadcasts to
-(batch, heads, q_seq, k_seq) — padding, packed documents (segment ids), sliding windows — and an optional
-additive `bias` of the same shape carries position information (ALiBi).
+(batch, heads, q_seq, k_seq) — padding (a 0/1 `attention_mask`), packed documents (separate segment ids;
+`document_mask` combines the two), sliding windows — and an optional additive `bias` of the same shape carries
+position information (ALiBi).
 
 Two implementations compute the same function:
 - "reference": einsum + float32 softmax, readable, works everywhere, supports attention dropout;
@@ -47,6 +48,14 @@ def segment_mask(segment_ids: jax.Array) -> jax.Array:
     """(batch, seq) segment ids, 0 = padding → (batch, 1, seq, seq) bool: attend only within one's own document."""
     same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
     return same & (segment_ids[:, None, None, :] > 0)
+
+
+def document_mask(attention_mask: jax.Array, segment_ids: jax.Array | None = None) -> jax.Array:
+    """Which keys each query may see, bool: the visible keys (`attention_mask` is 0/1 visibility, 0 = hidden,
+    wherever it is in the row) and, for packed rows, only those of the query's own document (`segment_ids`
+    1, 2, … per document, 0 = padding). (batch, 1, 1, seq) without segment ids, (batch, 1, seq, seq) with."""
+    visible = padding_mask(attention_mask)
+    return visible if segment_ids is None else visible & segment_mask(segment_ids)
 
 
 def window_mask(seq_len: int, left: int, right: int) -> jax.Array:

@@ -1,14 +1,22 @@
-"""Training examples from tokenized documents, and the batches of every step.
+"""Training examples made per step from a prepared corpus (training/shards.py), and the batch of every step.
 
-Two example builders:
-- `pack_sequences` (MLM only, RoBERTa's FULL-SENTENCES, Liu et al. 2019 §4.2): the corpus as one stream of
-  tokens, documents separated by [SEP], cut into rows of `[CLS] … [SEP]` with no padding but the last row's.
-- `nsp_pairs` (MLM + NSP, Devlin et al. 2019 Appendix A.2, `create_instances_from_document`): `[CLS] A [SEP]
-  B [SEP]` where B follows A half the time and is a random span of another document otherwise; with
-  probability `short_seq_prob` a shorter target length; the longer side is truncated at a random end.
+Two example builders, each a random-access list of examples over a range of documents (and `FixedRows`, for
+examples built elsewhere):
+- `PackedRows` (MLM only, RoBERTa's FULL-SENTENCES, Liu et al. 2019 §4.2): the documents as one stream of
+  tokens, each followed by [SEP], cut into rows of `[CLS] … [SEP]` with no padding but the last row's.
+  Row i is stream[i·(seq − 2) : (i + 1)·(seq − 2)], found by a binary search over the documents' starts.
+- `SentencePairs` (MLM + NSP, Devlin et al. 2019 Appendix A.2, `create_instances_from_document`): every
+  document is cut into chunks of consecutive sentences of about seq − 3 tokens (chunk k: from the sentence
+  holding token k·(seq − 3) to the one holding token (k + 1)·(seq − 3)); an example splits its chunk at a
+  random sentence into A and B, and half the time replaces B by a span of another, random document
+  (NSP label 1). With probability `short_seq_prob` a shorter target length; the longer side is truncated at a
+  random end until the pair fits. A chunk of one sentence is split into its halves.
 
-`Batches` turns examples into the batch of step `s` as a pure function of (seed, s) — shuffling per epoch
-and masking — so that a resumed run sees exactly the data the interrupted one would have.
+`Batches` is the loader, built with `grain`: the example indices are shuffled anew every epoch (a lazy,
+constant-memory permutation), each example is built and masked with a generator seeded by (seed, its
+position in the stream), and B consecutive examples make the batch of a step. So the batch of step s is a pure
+function of (seed, s) — a resumed run sees exactly the data the interrupted one would have — and under
+`jax.distributed` every process builds only its own rows of it: process p of P takes rows p·B/P … (p+1)·B/P.
 
 Sparse MLM head. With `max_predictions`, a batch also says *where* the loss is scored: `masked_positions`
 (batch, max_predictions) and `labels` of the same shape, so that the model runs its MLM head (the vocabulary
@@ -27,83 +35,111 @@ import queue
 import threading
 from collections.abc import Iterator
 
+import grain
+import jax
 import numpy as np
 
 from minibert.losses import IGNORE_INDEX
+from minibert.training.batch import Batch
 from minibert.training.masking import mask_tokens
+from minibert.training.shards import PreparedCorpus
 
 NSP_IS_NEXT, NSP_IS_RANDOM = 0, 1
 
 
-def tokenize_documents(tokenizer, documents: list[list[str]]) -> list[list[list[int]]]:
-    """Each sentence → its WordPiece ids (no special tokens); empty sentences and documents dropped."""
-    tokenized = []
-    for document in documents:
-        sentences = [ids for ids in (tokenizer.tokenize(s)[0] for s in document) if ids]
-        if sentences:
-            tokenized.append(sentences)
-    return tokenized
+class PackedRows:
+    """MLM rows `[CLS] stream[i·body : (i+1)·body] [SEP]`, body = seq − 2, over documents [first, last)."""
+
+    def __init__(self, corpus: PreparedCorpus, documents: range, seq_len: int, tokenizer):
+        self.corpus, self.documents, self.seq_len, self.body = corpus, documents, seq_len, seq_len - 2
+        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
+        lengths = corpus.lengths()[documents.start:documents.stop] + 1                 # each document + [SEP]
+        self.start = np.concatenate([[0], np.cumsum(lengths)])                          # its place in the stream
+        self.size = math.ceil(int(self.start[-1]) / self.body)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __call__(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        a, b = index * self.body, min((index + 1) * self.body, int(self.start[-1]))
+        pieces, d = [], int(np.searchsorted(self.start, a, side="right")) - 1
+        while d < len(self.documents) and self.start[d] < b:
+            document = np.append(self.corpus.tokens(self.documents.start + d), self.sep_id)
+            pieces.append(document[max(a - self.start[d], 0):b - self.start[d]])
+            d += 1
+        row = np.concatenate([[self.cls_id], *pieces, [self.sep_id]])
+        return _padded(row, np.zeros_like(row), self.seq_len, self.pad_id)
 
 
-def pack_sequences(documents: list[list[list[int]]], seq_len: int, cls_id: int, sep_id: int,
-                   pad_id: int) -> dict[str, np.ndarray]:
-    """Concatenate every document (separated by [SEP]) and cut into (n, seq_len) rows `[CLS] … [SEP]`."""
-    stream = []
-    for document in documents:
-        for sentence in document:
-            stream += sentence
-        stream.append(sep_id)
-    body = seq_len - 2
-    rows = [stream[i:i + body] for i in range(0, len(stream), body)]
-    input_ids = np.full((len(rows), seq_len), pad_id, np.int32)
-    for i, row in enumerate(rows):
-        input_ids[i, :len(row) + 2] = [cls_id, *row, sep_id]
-    return {"input_ids": input_ids, "token_type_ids": np.zeros_like(input_ids),
-            "attention_mask": (input_ids != pad_id).astype(np.int32)}
+class SentencePairs:
+    """NSP examples `[CLS] A [SEP] B [SEP]` (types 0 … 0 1 … 1) over documents [first, last)."""
+
+    def __init__(self, corpus: PreparedCorpus, documents: range, seq_len: int, tokenizer, short_seq_prob: float = 0.1):
+        if len(documents) < 2:
+            raise ValueError("NSP needs at least two documents in the corpus")
+        self.corpus, self.documents, self.seq_len, self.short_seq_prob = corpus, documents, seq_len, short_seq_prob
+        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
+        self.max_tokens = seq_len - 3
+        chunks = -(-corpus.lengths()[documents.start:documents.stop] // self.max_tokens)   # ⌈length / (seq − 3)⌉
+        self.start = np.concatenate([[0], np.cumsum(chunks)])
+        self.size = int(self.start[-1])
+
+    def __len__(self) -> int:
+        return self.size
+
+    def sentences(self, d: int, first: int = 0, last: int | None = None) -> list[np.ndarray]:
+        tokens, ends = self.corpus.tokens(self.documents.start + d), self.corpus.sentence_ends(self.documents.start + d)
+        starts = np.concatenate([[0], ends[:-1]])
+        return [tokens[s:e] for s, e in zip(starts[first:last], ends[first:last])]
+
+    def __call__(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        d = int(np.searchsorted(self.start, index, side="right")) - 1
+        k, ends = index - int(self.start[d]), self.corpus.sentence_ends(self.documents.start + d)
+        first = int(np.searchsorted(ends, k * self.max_tokens, side="right"))          # holds token k·T
+        last = max(int(np.searchsorted(ends, (k + 1) * self.max_tokens, side="right")), first + 1)
+        chunk = self.sentences(d, first, last)
+        target = self.max_tokens if rng.random() >= self.short_seq_prob else int(rng.integers(2, self.max_tokens + 1))
+        pieces = chunk if len(chunk) >= 2 else _halves(chunk[0], rng)                   # a lone sentence: its halves
+        split = int(rng.integers(1, len(pieces))) if len(pieces) >= 2 else 1
+        a = np.concatenate(pieces[:split])
+        if len(pieces) == 1 or rng.random() < 0.5:
+            label = NSP_IS_RANDOM
+            other = _other_index(rng, len(self.documents), d)
+            other_sentences = self.sentences(other)
+            start = int(rng.integers(0, len(other_sentences)))
+            b = np.concatenate(other_sentences[start:])[:max(1, target - len(a))]
+        else:
+            label = NSP_IS_NEXT
+            b = np.concatenate(pieces[split:])
+        a, b = _truncate_pair(a, b, target, rng)
+        row = np.concatenate([[self.cls_id], a, [self.sep_id], b, [self.sep_id]])
+        types = np.concatenate([np.zeros(len(a) + 2, np.int32), np.ones(len(b) + 1, np.int32)])
+        return _padded(row, types, self.seq_len, self.pad_id) | {"next_sentence_label": np.int32(label)}
 
 
-def nsp_pairs(documents: list[list[list[int]]], seq_len: int, cls_id: int, sep_id: int, pad_id: int,
-              rng: np.random.Generator, short_seq_prob: float = 0.1) -> dict[str, np.ndarray]:
-    """BERT's sentence-pair examples with NSP labels (0 = B follows A, 1 = B is random)."""
-    if len(documents) < 2:
-        raise ValueError("NSP needs at least two documents in the corpus")
-    examples = []
-    max_tokens = seq_len - 3
-    for index, document in enumerate(documents):
-        target = max_tokens if rng.random() >= short_seq_prob else int(rng.integers(2, max_tokens + 1))
-        chunk, length, i = [], 0, 0
-        while i < len(document):
-            chunk.append(document[i])
-            length += len(document[i])
-            if i == len(document) - 1 or length >= target:
-                pieces = chunk if len(chunk) >= 2 else _halves(chunk[0], rng)  # a lone sentence: its halves
-                split = int(rng.integers(1, len(pieces))) if len(pieces) >= 2 else 1
-                a = [t for s in pieces[:split] for t in s]
-                if len(pieces) == 1 or rng.random() < 0.5:
-                    label = NSP_IS_RANDOM
-                    other = documents[_other_index(rng, len(documents), index)]
-                    start = int(rng.integers(0, len(other)))
-                    b = [t for s in other[start:] for t in s][:max(1, target - len(a))]
-                    if pieces is chunk:
-                        i -= len(chunk) - split      # the unused sentences go back to the document
-                else:
-                    label = NSP_IS_NEXT
-                    b = [t for s in pieces[split:] for t in s]
-                a, b = _truncate_pair(a, b, max_tokens, rng)
-                examples.append(([cls_id, *a, sep_id, *b, sep_id], len(a) + 2, label))
-                chunk, length = [], 0
-            i += 1
-    input_ids = np.full((len(examples), seq_len), pad_id, np.int32)
-    token_type_ids = np.zeros_like(input_ids)
-    for row, (ids, first_len, _) in enumerate(examples):
-        input_ids[row, :len(ids)] = ids
-        token_type_ids[row, first_len:len(ids)] = 1
+class FixedRows:
+    """Examples already built: (n, seq) arrays (plus (n,) NSP labels), e.g. a benchmark's or a test's rows."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays, self.seq_len = arrays, arrays["input_ids"].shape[1]
+
+    def __len__(self) -> int:
+        return len(self.arrays["input_ids"])
+
+    def __call__(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {k: v[index].copy() for k, v in self.arrays.items()}
+
+
+def _padded(row: np.ndarray, types: np.ndarray, seq_len: int, pad_id: int) -> dict[str, np.ndarray]:
+    input_ids = np.full(seq_len, pad_id, np.int32)
+    input_ids[:len(row)] = row
+    token_type_ids = np.zeros(seq_len, np.int32)
+    token_type_ids[:len(types)] = types
     return {"input_ids": input_ids, "token_type_ids": token_type_ids,
-            "attention_mask": (np.arange(seq_len)[None] < np.array([len(e[0]) for e in examples])[:, None]).astype(np.int32),
-            "next_sentence_label": np.array([e[2] for e in examples], np.int32)}
+            "attention_mask": (np.arange(seq_len) < len(row)).astype(np.int32)}
 
 
-def _halves(sentence: list[int], rng: np.random.Generator) -> list[list[int]]:
+def _halves(sentence: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     if len(sentence) < 2:
         return [sentence]
     cut = int(rng.integers(1, len(sentence)))
@@ -115,13 +151,16 @@ def _other_index(rng: np.random.Generator, n: int, index: int) -> int:
     return other + (other >= index)
 
 
-def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: np.random.Generator):
+def _truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, rng: np.random.Generator):
     """Drop tokens from the front or back (at random) of the longer side until both fit."""
-    a, b = list(a), list(b)
-    while len(a) + len(b) > max_tokens:
-        longer = a if len(a) > len(b) else b
-        del longer[0 if rng.random() < 0.5 else -1]
-    return a, b
+    a_start, a_end, b_start, b_end = 0, len(a), 0, len(b)
+    while (a_end - a_start) + (b_end - b_start) > max_tokens:
+        front = rng.random() < 0.5
+        if a_end - a_start > b_end - b_start:
+            a_start, a_end = (a_start + 1, a_end) if front else (a_start, a_end - 1)
+        else:
+            b_start, b_end = (b_start + 1, b_end) if front else (b_start, b_end - 1)
+    return a[a_start:a_end], b[b_start:b_end]
 
 
 def default_max_predictions(seq_len: int, mask_rate: float) -> int:
@@ -132,21 +171,22 @@ def default_max_predictions(seq_len: int, mask_rate: float) -> int:
 
 
 class Batches:
-    """The masked batch of every step, a pure function of (seed, step).
+    """The masked batch of every step, a pure function of (seed, step); this process's rows of it.
 
-    examples: dict of (n, seq) arrays (plus (n,) NSP labels). Step s uses rows s·B … (s+1)·B of the
-    permutation of epoch ⌊s·B / n⌋; masking draws from a Generator seeded with (seed, s).
-    max_predictions: None → `labels` (batch, seq), -100 where nothing is predicted (a dense MLM head). An int
-    → at most that many masked tokens per row, and `masked_positions` + `labels` (batch, max_predictions) for a
-    sparse MLM head (see the module docstring)."""
+    examples: `PackedRows`, `SentencePairs` or `FixedRows`. Step s uses the examples at positions s·B … (s+1)·B of the
+    stream of epochs, each epoch a new permutation (`shuffle=False`: in order, for held-out data); masking
+    draws from a generator seeded by (seed, position). max_predictions: None → `labels` (batch, seq), -100 where
+    nothing is predicted (a dense MLM head). An int → at most that many masked tokens per row, and
+    `masked_positions` + `labels` (batch, max_predictions) for a sparse MLM head (see the module docstring).
+    `process_index` / `process_count` (default: jax's) pick this process's B/P rows of every batch."""
 
-    def __init__(self, examples: dict[str, np.ndarray], batch_size: int, tokenizer, *, seed: int, mask_rate: float,
-                 whole_word: bool = False, max_predictions: int | None = None):
-        self.examples, self.batch_size, self.seed, self.mask_rate = examples, batch_size, seed, mask_rate
-        self.size = len(examples["input_ids"])
-        if self.size < batch_size:
-            raise ValueError(f"the corpus gives {self.size} examples, fewer than one batch of {batch_size}")
-        seq_len = examples["input_ids"].shape[1]
+    def __init__(self, examples, batch_size: int, tokenizer, *, seed: int, mask_rate: float, whole_word: bool = False,
+                 max_predictions: int | None = None, shuffle: bool = True, process_index: int | None = None,
+                 process_count: int | None = None):
+        self.examples, self.batch_size, self.mask_rate = examples, batch_size, mask_rate
+        if len(examples) < batch_size:
+            raise ValueError(f"the corpus gives {len(examples)} examples, fewer than one batch of {batch_size}")
+        seq_len = examples.seq_len
         if max_predictions is not None and not 1 <= max_predictions <= seq_len:
             raise ValueError(f"max_predictions must be in [1, {seq_len}] (the sequence length), got {max_predictions}")
         self.max_predictions = max_predictions
@@ -155,29 +195,32 @@ class Batches:
         self.continuation = None
         if whole_word:
             self.continuation = np.array([tokenizer.id_to_token[i].startswith("##") for i in range(len(tokenizer))])
+        index = process_index if process_index is not None else jax.process_index()
+        count = process_count if process_count is not None else jax.process_count()
+        if batch_size % count:
+            raise ValueError(f"batch size {batch_size} is not divisible by the {count} processes")
+        stream = grain.MapDataset.range(len(examples))
+        if shuffle:
+            stream = stream.shuffle(seed=seed)
+        self.dataset = stream.repeat().random_map(self.example, seed=seed).batch(batch_size // count)[index::count]
 
-    def rows(self, step: int) -> np.ndarray:
-        start = step * self.batch_size
-        epoch, offset = divmod(start, self.size)
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-        if offset + self.batch_size <= self.size:
-            return order[offset:offset + self.batch_size]
-        following = np.random.default_rng([self.seed, epoch + 1]).permutation(self.size)
-        return np.concatenate([order[offset:], following[:offset + self.batch_size - self.size]])
-
-    def __call__(self, step: int) -> dict[str, np.ndarray]:
-        batch = {k: v[self.rows(step)] for k, v in self.examples.items()}
-        ids = batch["input_ids"]
-        maskable = ~np.isin(ids, self.special) & (batch["attention_mask"] > 0)
+    def example(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Example `index`, masked (80/10/10) and, with a sparse head, listed by masked position."""
+        example = self.examples(int(index), rng)
+        ids = example["input_ids"][None]
+        maskable = ~np.isin(ids, self.special) & (example["attention_mask"][None] > 0)
         continuation = None if self.continuation is None else self.continuation[ids]
-        batch["input_ids"], batch["labels"] = mask_tokens(
-            ids, maskable, np.random.default_rng([self.seed, 1 << 20, step]), rate=self.mask_rate,
-            mask_id=self.mask_id, vocab_size=self.vocab_size, continuation=continuation)
+        corrupted, labels = mask_tokens(ids, maskable, rng, rate=self.mask_rate, mask_id=self.mask_id,
+                                        vocab_size=self.vocab_size, continuation=continuation)
         if self.max_predictions is not None:
-            rng = np.random.default_rng([self.seed, 2 << 20, step])
-            batch["input_ids"], batch["labels"], batch["masked_positions"] = sparse_predictions(
-                ids, batch["input_ids"], batch["labels"], self.max_predictions, rng, continuation)
-        return batch
+            corrupted, labels, positions = sparse_predictions(ids, corrupted, labels, self.max_predictions, rng,
+                                                              continuation)
+            example["masked_positions"] = positions[0]
+        example["input_ids"], example["labels"] = corrupted[0].astype(np.int32), labels[0].astype(np.int32)
+        return example
+
+    def __call__(self, step: int) -> Batch:
+        return Batch.from_dict(self.dataset[step])
 
 
 def sparse_predictions(original: np.ndarray, corrupted: np.ndarray, labels: np.ndarray, max_predictions: int,

@@ -29,9 +29,9 @@ from minibert.distillation import Distiller, soft_target_loss
 from minibert.losses import IGNORE_INDEX
 from minibert.nn.attention import forward_with_attention_maps, record_attention_maps, set_attention_implementation
 from minibert.tokenization.tokenizer import WordPieceTokenizer
-from minibert.training import corpus as corpora
+from minibert.training.batch import Batch, model_inputs
 from minibert.training.loop import Trainer, masked_accuracy
-from minibert.training.pretrain import PretrainConfig, corpus_batches, plan
+from minibert.training.pretrain import PretrainConfig, corpus_batches, plan, prepared_corpus
 
 
 @dataclasses.dataclass
@@ -105,7 +105,7 @@ class _Continued:
     def __init__(self, batches, offset: int):
         self.batches, self.offset, self.batch_size = batches, offset, batches.batch_size
 
-    def __call__(self, step: int) -> dict:
+    def __call__(self, step: int) -> Batch | dict:
         return self.batches(self.offset + step)
 
 
@@ -143,8 +143,8 @@ def build(config: DistillConfig):
     p.model_config.vocab_size, p.model_config.pad_token_id = teacher.config.vocab_size, tokenizer.pad_id
     if not teacher.accepts_masked_positions():
         p.max_predictions = None           # both models must score the same positions: a dense head then
-    documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
-    batches, eval_batch = corpus_batches(config, p, tokenizer, documents)
+    corpus, _ = prepared_corpus(config)                 # prepared with (or checked against) the teacher's vocabulary
+    batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs = nnx.Rngs(config.train.seed)
     student = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
     distiller = Distiller(teacher, student, rngs=rngs)
@@ -158,8 +158,7 @@ def distill(config: DistillConfig):
     out = Path(config.train.output_dir)
 
     def evaluator(current, step: int) -> dict:
-        inputs = {k: v for k, v in eval_batch.items() if k != "labels"}
-        student, _ = forward_with_attention_maps(current.student, **inputs, labels=eval_batch["labels"])
+        student, _ = forward_with_attention_maps(current.student, **model_inputs(current.student, eval_batch))
         return {"student_eval_loss": float(student.loss),
                 "student_eval_accuracy": float(masked_accuracy(student.logits, eval_batch["labels"]))}
 

@@ -27,6 +27,7 @@ import json
 import math
 from pathlib import Path
 
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,8 +41,8 @@ from minibert.models import finetuning, registry
 from minibert.tasks import glue, metrics, ner, squad
 from minibert.tasks.pipelines import batched_forward, model_inputs
 from minibert.tokenization.tokenizer import WordPieceTokenizer
-from minibert.training.data import Batches
-from minibert.training.loop import MODEL_INPUTS, TrainConfig, Trainer, loss_and_accuracy, masked_accuracy
+from minibert.training.batch import model_inputs as batch_inputs
+from minibert.training.loop import TrainConfig, Trainer, loss_and_accuracy, masked_accuracy
 
 TASKS = {"glue": "ForSequenceClassification", "ner": "ForTokenClassification", "squad": "ForQuestionAnswering"}
 
@@ -83,19 +84,18 @@ class FinetuneResult:
 # ---- batches and weights ---------------------------------------------------------------------------------------
 
 class ExampleBatches:
-    """The batch of step s: rows s·B … (s+1)·B of epoch ⌊s·B / n⌋'s permutation, a pure function of (seed, s),
-    so a resumed run sees the same data (the same order as pretraining's `Batches`)."""
-
-    rows = Batches.rows
+    """The batch of step s: B rows of an epoch's permutation (each epoch a new one), a pure function of (seed, s)
+    so that a resumed run sees the same data — the same `grain` order as pretraining's `Batches`."""
 
     def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int):
-        self.arrays, self.batch_size, self.seed = arrays, batch_size, seed
+        self.arrays, self.batch_size = arrays, batch_size
         self.size = len(arrays["input_ids"])
         if self.size < batch_size:
             raise ValueError(f"{self.size} training examples, fewer than one batch of {batch_size}")
+        self.order = grain.MapDataset.range(self.size).shuffle(seed=seed).repeat().batch(batch_size)
 
     def __call__(self, step: int) -> dict[str, np.ndarray]:
-        rows = self.rows(step)
+        rows = self.order[step]
         return {k: v[rows] for k, v in self.arrays.items()}
 
 
@@ -133,8 +133,7 @@ def load_pretrained_weights(model, tensors: dict[str, np.ndarray]) -> list[str]:
 
 def span_loss_and_accuracy(model, batch: dict, key) -> tuple[jax.Array, jax.Array]:
     """The span loss, and the fraction of windows whose start and end are both predicted exactly."""
-    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                start_positions=batch["start_positions"], end_positions=batch["end_positions"])
+    out = model(**batch_inputs(model, batch))             # inputs, start_positions, end_positions
     return out.loss, span_accuracy(out, batch)
 
 
@@ -146,10 +145,9 @@ def span_accuracy(out, batch: dict) -> jax.Array:
 
 def task_distillation_metric(outputs: tuple[str, ...], alpha: float, temperature: float):
     """(model, batch, key) → (α · task loss + (1 − α) · soft-label loss, accuracy); the batch carries the teacher's
-    `teacher_<output>` arrays."""
+    `teacher_<output>` arrays (not model inputs: `batch_inputs` passes the model's own fields only)."""
     def metric(model, batch, key):
-        targets = {k: v for k, v in batch.items() if k not in MODEL_INPUTS and not k.startswith("teacher_")}
-        out = model(*(batch[k] for k in MODEL_INPUTS), **targets)
+        out = model(**batch_inputs(model, batch))
         where = batch["labels"] != IGNORE_INDEX if "labels" in batch else None
         soft = sum(soft_target_loss(getattr(out, name), batch["teacher_" + name], temperature, where)
                    for name in outputs) / len(outputs)

@@ -26,9 +26,8 @@ from tqdm.auto import tqdm
 
 from minibert.checkpoints import train_state
 from minibert.training import optim, sharding
+from minibert.training.batch import Batch, model_inputs
 from minibert.training.data import prefetch
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclasses.dataclass
@@ -47,13 +46,13 @@ class TrainConfig:
     output_dir: str = "runs/minibert"
 
 
-def loss_and_accuracy(model, batch: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The model's pretraining loss on a batch, and its masked-token accuracy. Models that sample (ELECTRA's
-    generator) say `needs_key` and get `key`."""
-    targets = {k: v for k, v in batch.items() if k not in MODEL_INPUTS}
+def loss_and_accuracy(model, batch: Batch | dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The model's loss on a batch (the fields it declares: `model_inputs`), and its accuracy on the labels
+    (masked tokens, classes or tags). Models that sample (ELECTRA's generator) say `needs_key` and get `key`."""
+    inputs = model_inputs(model, batch)
     if getattr(model, "needs_key", False):
-        targets["key"] = key
-    out = model(*(batch.get(k) for k in MODEL_INPUTS), **targets)
+        inputs["key"] = key
+    out = model(**inputs)
     return out.loss, masked_accuracy(out.logits, batch["labels"])
 
 
@@ -121,12 +120,20 @@ class Trainer:
     # ---- the run -------------------------------------------------------------------------------
 
     def evaluate(self) -> dict:
-        loss, accuracy = self._eval_step(self.state, self.rng_state, self._put(self.eval_batch))
+        """Held-out loss, accuracy and perplexity on `eval_batch`, run in chunks of the training batch's rows (so
+        that a large held-out batch costs no more memory than a training step), each chunk weighted by its
+        labelled positions: the mean over every labelled token of the batch, as one pass would give."""
+        rows, size = len(self.eval_batch["input_ids"]), self.batches.batch_size // jax.process_count()
+        chunks = [jax.tree.map(lambda x: x[i:i + size], self.eval_batch) for i in range(0, rows, size)]
+        results = [self._eval_step(self.state, self.rng_state, self._put(chunk)) for chunk in chunks]
+        weights = [max(int(np.sum(np.asarray(chunk["labels"]) >= 0)), 1) for chunk in chunks]
+        loss, accuracy = np.average(jax.device_get(results), axis=0, weights=weights)
         loss = float(loss)
         return {"eval_loss": loss, "eval_accuracy": float(accuracy), "eval_perplexity": math.exp(min(loss, 50.0))}
 
     def _put(self, batch: dict) -> dict:
-        return jax.device_put(batch, sharding.batch_sharding(self.mesh))
+        """This process's rows → global arrays sharded over `data` (every host feeds only its own slice)."""
+        return sharding.global_batch(batch, self.mesh)
 
     def restore(self) -> int:
         """Load the latest checkpoint, if any; the micro-step to continue from."""
@@ -146,9 +153,10 @@ class Trainer:
         start = self.restore() if resume else 0
         log_file = Path(c.output_dir) / "metrics.jsonl"
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        lead = jax.process_index() == 0          # one process logs; every process computes and checkpoints
         history, pending, last_good = [], [], start
         tokens, clock = 0, time.perf_counter()
-        bar = tqdm(total=total, initial=start, desc=self.desc, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=start, desc=self.desc, unit="step", dynamic_ncols=True, disable=not lead)
         steps = range(start, total)
         transfer = lambda batch: (self._put(batch), int(batch["attention_mask"].sum()))
         for micro_step, (batch, real_tokens) in zip(steps, prefetch(self.batches, steps, transfer)):
@@ -168,8 +176,9 @@ class Trainer:
                 if self.evaluator is not None and (done % c.eval_every == 0 or done == total):
                     record.update(self.evaluator(self.trained_model(), done))
                 history.append(record)
-                with log_file.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+                if lead:
+                    with log_file.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_second']:.0f}",
                                 lr=f"{record['learning_rate']:.2e}")
             if done % c.save_every == 0 or done == total:

@@ -1,6 +1,10 @@
-"""`minibert pretrain`: corpus → vocabulary → examples → Trainer → a Hugging Face model directory.
+"""`minibert pretrain`: a prepared corpus → examples per step → Trainer → a Hugging Face model directory.
 
-Every argument is checked before anything is compiled. The output directory holds, at the end,
+    minibert prepare --corpus ... --output data/wiki     # once: token ids in shards (training/prepare.py)
+    minibert pretrain --data data/wiki ...               # many times: examples made per step from the shards
+    minibert pretrain --corpus FILES ...                 # the small path: prepares into OUTPUT/data first
+
+Every argument is checked before anything is read or compiled. The output directory holds, at the end,
 `config.json` + `model.safetensors` + the tokenizer files (loadable by minibert and by `transformers`),
 `metrics.jsonl`, and `checkpoints/` (orbax) from which `--resume` continues.
 
@@ -30,10 +34,13 @@ from minibert.models import registry
 from minibert.models.electra import ElectraPretrainer
 from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
 from minibert.tokenization.tokenizer import WordPieceTokenizer
-from minibert.training import corpus as corpora
 from minibert.training import sharding
-from minibert.training.data import Batches, default_max_predictions, nsp_pairs, pack_sequences, tokenize_documents
+from minibert.training.data import Batches, PackedRows, SentencePairs, default_max_predictions
 from minibert.training.loop import TrainConfig, Trainer
+from minibert.training.prepare import TOKENIZER_DIR, PrepareConfig, load_tokenizer, prepare, summary
+from minibert.training.shards import PreparedCorpus
+
+EVAL_EXAMPLES = 512                       # held-out examples scored at each evaluation, at most (in batches)
 
 
 @dataclasses.dataclass
@@ -41,15 +48,17 @@ class PretrainConfig:
     family: str = "bert"
     size: str = "tiny"
     objective: str | None = None          # the family's default when None
+    data: str | None = None               # a prepared corpus (minibert prepare); else `corpus` is prepared first
     corpus: list[str] | None = None       # None: the embedded default (Python's docstrings)
-    vocab: str | None = None              # vocab.txt or tokenizer directory; None: train one
+    vocab: str | None = None              # vocab.txt or tokenizer directory; None: the prepared one, or train one
     vocab_size: int = 4000
     lowercase: bool = True
     seq_len: int = 64
     batch_size: int = 32
     mask_rate: float | None = None        # the family's default when None (15%; MosaicBERT 30%)
     whole_word: bool = False
-    held_out_documents: float = 0.02      # fraction of documents kept for evaluation
+    held_out_documents: float = 0.02      # fraction of documents kept for evaluation (the last ones)
+    workers: int = 0                      # processes that prepare `corpus` (0: every core)
     dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
     attention: str = "auto"               # "reference", "fused", or "auto": fused on GPU/TPU, reference on CPU
     resume: bool = False
@@ -81,6 +90,15 @@ def plan(config: PretrainConfig) -> Plan:
     positions = getattr(model_config, "max_position_embeddings", None)
     if positions is not None and config.seq_len > positions:
         raise ValueError(f"--seq-len {config.seq_len} exceeds the model's max_position_embeddings {positions}")
+    if config.seq_len < 8 or config.batch_size < 1:
+        raise ValueError(f"--seq-len must be ≥ 8 and --batch-size ≥ 1, got {config.seq_len} and {config.batch_size}")
+    if config.data and config.corpus:
+        raise ValueError("give either --data (a prepared corpus) or --corpus (prepared into the output first), not both")
+    if not config.data and jax.process_count() > 1:
+        raise ValueError("a run of several processes reads a prepared corpus: run `minibert prepare` once, then "
+                         "pass --data to every process")
+    if config.data and not (Path(config.data) / "manifest.json").is_file():
+        PreparedCorpus(config.data)                                 # the error that says what is missing
     sharding.check_batch_size(config.batch_size, sharding.data_mesh())
     if config.dtype not in ("float32", "bfloat16"):
         raise ValueError(f"dtype must be float32 or bfloat16, not {config.dtype!r}")
@@ -95,12 +113,11 @@ def plan(config: PretrainConfig) -> Plan:
 
 
 def build(config: PretrainConfig):
-    """Check the arguments, read the corpus, make or read the vocabulary, build examples and the model."""
+    """Check the arguments, prepare or open the corpus, read its tokenizer, build the batches and the model."""
     p = plan(config)
-    documents = corpora.read_documents(config.corpus) if config.corpus else corpora.python_docstrings()
-    tokenizer = _tokenizer(config, documents, Path(config.train.output_dir))
+    corpus, tokenizer = prepared_corpus(config)
     p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
-    batches, eval_batch = corpus_batches(config, p, tokenizer, documents)
+    batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
     if p.objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
         model = ElectraPretrainer.from_config(p.model_config, p.family.generator_fraction, dtype=dtype, rngs=rngs)
@@ -115,29 +132,44 @@ def build(config: PretrainConfig):
     return model, tokenizer, batches, eval_batch
 
 
-def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, documents) -> tuple[Batches, dict | None]:
-    """The corpus as masked training batches (NSP pairs or packed sequences) and one held-out batch (the last
-    `held_out_documents` of the documents; None when there are too few)."""
-    objective, mask_rate, max_predictions = p.objective, p.mask_rate, p.max_predictions
-    tokenized = tokenize_documents(tokenizer, documents)
-    held_out = max(1, int(len(tokenized) * config.held_out_documents)) if len(tokenized) > 1 else 0
-    train_docs, eval_docs = tokenized[:len(tokenized) - held_out], tokenized[len(tokenized) - held_out:]
-    make = lambda docs, seed: (nsp_pairs(docs, config.seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id,
-                                         np.random.default_rng(seed)) if objective == "mlm+nsp" else
-                               pack_sequences(docs, config.seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id))
-    examples = make(train_docs, config.train.seed)
-    if not len(examples["input_ids"]):
-        raise ValueError("the corpus gives no training example")
-    batches = Batches(examples, config.batch_size, tokenizer, seed=config.train.seed, mask_rate=mask_rate,
-                      whole_word=config.whole_word, max_predictions=max_predictions)
+def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, WordPieceTokenizer]:
+    """`--data`, or `--corpus` (or the embedded default) prepared into OUTPUT/data — a finished preparation is
+    reused, a killed one continued — and the run's tokenizer: `--vocab`, which must be the corpus's, or the
+    corpus's own. The tokenizer files are saved in the output directory."""
+    out = Path(config.train.output_dir)
+    if config.data is None:
+        manifest = prepare(PrepareConfig(corpus=config.corpus, output=str(out / "data"), vocab=config.vocab,
+                                         vocab_size=config.vocab_size, lowercase=config.lowercase,
+                                         workers=config.workers, seed=config.train.seed))
+        print(f"prepared {out / 'data'}: {summary(manifest)}")
+    corpus = PreparedCorpus(config.data or out / "data")
+    if config.vocab:
+        tokenizer = load_tokenizer(config.vocab, config.lowercase)
+        corpus.check_tokenizer(tokenizer)
+    else:
+        tokenizer = WordPieceTokenizer.from_pretrained(corpus.directory / TOKENIZER_DIR)
+    if jax.process_index() == 0:
+        tokenizer.save_pretrained(out)
+    return corpus, tokenizer
+
+
+def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, corpus: PreparedCorpus) -> tuple[Batches, dict | None]:
+    """The corpus as masked training batches (NSP pairs or packed sequences) and one held-out batch: at most
+    EVAL_EXAMPLES examples of the last `held_out_documents` of the documents (None when there are too few)."""
+    n = corpus.documents
+    held_out = max(1, int(n * config.held_out_documents)) if n > 1 else 0
+    train_docs, eval_docs = range(0, n - held_out), range(n - held_out, n)
+    make = lambda docs: (SentencePairs if p.objective == "mlm+nsp" else PackedRows)(corpus, docs, config.seq_len,
+                                                                                     tokenizer)
+    options = dict(mask_rate=p.mask_rate, whole_word=config.whole_word, max_predictions=p.max_predictions)
+    batches = Batches(make(train_docs), config.batch_size, tokenizer, seed=config.train.seed, **options)
     eval_batch = None
-    if eval_docs and (objective != "mlm+nsp" or len(eval_docs) >= 2):
-        held = make(eval_docs, config.train.seed + 1)
-        n = len(held["input_ids"]) - len(held["input_ids"]) % sharding.data_mesh().size
-        if n:
-            eval_batches = Batches({k: v[:n] for k, v in held.items()}, n, tokenizer, seed=config.train.seed + 1,
-                                   mask_rate=mask_rate, whole_word=config.whole_word, max_predictions=max_predictions)
-            eval_batch = eval_batches(0)
+    if len(eval_docs) >= (2 if p.objective == "mlm+nsp" else 1):
+        held = make(eval_docs)
+        rows = min(len(held), EVAL_EXAMPLES)
+        rows -= rows % sharding.data_mesh().size
+        if rows:
+            eval_batch = Batches(held, rows, tokenizer, seed=config.train.seed + 1, shuffle=False, **options)(0)
     return batches, eval_batch
 
 
@@ -158,29 +190,17 @@ def attention_implementation(choice: str) -> str:
     return choice
 
 
-def _tokenizer(config: PretrainConfig, documents, out: Path) -> WordPieceTokenizer:
-    """The run's vocabulary: given, already saved by the run being resumed, or trained on the corpus."""
-    if config.vocab:
-        path = Path(config.vocab)
-        return WordPieceTokenizer.from_pretrained(path) if path.is_dir() else \
-            WordPieceTokenizer.from_file(path, lowercase=config.lowercase)
-    if config.resume and (out / "vocab.txt").is_file():
-        return WordPieceTokenizer.from_pretrained(out)
-    tokenizer = WordPieceTokenizer.train((s for d in documents for s in d), vocab_size=config.vocab_size,
-                                         lowercase=config.lowercase)
-    tokenizer.save_pretrained(out)
-    return tokenizer
-
-
 def pretrain(config: PretrainConfig):
     """Run the whole job; returns (the masked LM, tokenizer, metrics history)."""
     model, tokenizer, batches, eval_batch = build(config)
     trainer = Trainer(model, config.train, batches, eval_batch)
     history = trainer.run(resume=config.resume)
     model = trainer.trained_model()
-    model.save_pretrained(config.train.output_dir)
-    tokenizer.save_pretrained(config.train.output_dir)
-    if isinstance(model, ElectraPretrainer):  # the generator is the masked LM; it gets the tokenizer files too
-        tokenizer.save_pretrained(Path(config.train.output_dir) / "generator")
+    if jax.process_index() == 0:
+        model.save_pretrained(config.train.output_dir)
+        tokenizer.save_pretrained(config.train.output_dir)
+        if isinstance(model, ElectraPretrainer):  # the generator is the masked LM; it gets the tokenizer files too
+            tokenizer.save_pretrained(Path(config.train.output_dir) / "generator")
+    if isinstance(model, ElectraPretrainer):
         model = model.generator
     return model, tokenizer, history

@@ -243,20 +243,91 @@ def test_unpadded_equals_padded_at_real_tokens(checkpoint, batch3x12):
         np.testing.assert_allclose(np.asarray(ours.logits)[n, :length], logits[0], atol=1e-5, rtol=0)
 
 
-def test_packed_documents_equal_documents_alone(mlm):
-    """Three documents in one row with segment ids 1, 2, 3 (and padding) == each document run alone: attention
-    never crosses documents and ALiBi distances restart at each."""
+HOLED = np.array([[1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1],     # holes: a 0/1 mask hides tokens, nothing else
+                  [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],     # left padding
+                  [1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]])    # a hole, then right padding
+
+
+@pytest.mark.parametrize("capacity", [None, int(HOLED.sum())], ids=["capacity-batch*seq", "capacity-real-tokens"])
+def test_holed_mask_matches_numpy_reference_with_index_positions(checkpoint, mlm, capacity):
+    """A 0/1 mask with holes (and left padding): every hidden state and the logits at visible tokens equal the
+    NumPy reference, whose ALiBi distances are |i − j| by index, holes or not (positions 0 … seq−1), with the full
+    and with the tightest token capacity."""
+    _, sd = checkpoint
+    batch = {**batch_of(3, 12), "attention_mask": HOLED.copy()}
+    states, logits = np_model(sd, batch, CONFIG)
+    real = real_positions(HOLED)
+    try:
+        set_token_capacity(mlm, capacity)
+        ours = run(mlm, batch)
+    finally:
+        set_token_capacity(mlm, None)
+    for i, (a, b) in enumerate(zip(ours.hidden_states, states)):
+        np.testing.assert_allclose(np.asarray(a)[real], b[real], atol=1e-5, rtol=0, err_msg=f"hidden state {i}")
+    np.testing.assert_allclose(np.asarray(ours.logits)[real], logits[real], atol=1e-5, rtol=0, err_msg="logits")
+    assert not np.asarray(ours.logits)[~real].any(), "hidden and padding positions are zeros"
+
+
+@pytest.mark.parametrize("capacity", [None, 15], ids=["capacity-batch*seq", "capacity-real-tokens"])
+def test_packed_documents_equal_documents_alone(mlm, capacity):
+    """Three documents in one row with `segment_ids` 1, 2, 3 (and padding; the mask is 0/1) == each document run
+    alone: attention never crosses documents and ALiBi distances restart at each."""
     rng = np.random.default_rng(7)
     docs = [{"input_ids": rng.integers(0, CONFIG["vocab_size"], (1, 5)),
              "token_type_ids": rng.integers(0, CONFIG["type_vocab_size"], (1, 5)),
              "attention_mask": np.ones((1, 5), np.int64)} for _ in range(3)]
     packed = {k: np.concatenate([d[k] for d in docs] + [np.zeros((1, 2), np.int64)], axis=1) for k in docs[0]}
-    packed["attention_mask"][0, :15] = np.repeat([1, 2, 3], 5)
-    out = run(mlm, packed)
+    packed["segment_ids"] = np.concatenate([np.repeat([1, 2, 3], 5), [0, 0]])[None]
+    assert set(packed["attention_mask"][0].tolist()) == {0, 1}
+    try:
+        set_token_capacity(mlm, capacity)
+        out = run(mlm, packed)
+    finally:
+        set_token_capacity(mlm, None)
     alone = [run(mlm, d) for d in docs]
     for field in ("last_hidden_state", "logits"):
         expected = np.concatenate([np.asarray(getattr(a, field))[0] for a in alone])
         np.testing.assert_allclose(np.asarray(getattr(out, field))[0, :15], expected, atol=1e-5, rtol=0, err_msg=field)
+    # the same positions given explicitly: the same outputs
+    explicit = run(mlm, {**packed, "position_ids": np.concatenate([np.tile(np.arange(5), 3), [0, 0]])[None]})
+    np.testing.assert_array_equal(np.asarray(explicit.logits), np.asarray(out.logits))
+
+
+def test_position_ids_set_the_alibi_distances(checkpoint, mlm):
+    """`position_ids` that close up a hole ([0, 1, ·, 2, 3]) make the holed row compute what the row without the
+    hidden token computes (NumPy reference); the default (index) positions do not."""
+    _, sd = checkpoint
+    rng = np.random.default_rng(8)
+    ids, types = rng.integers(0, CONFIG["vocab_size"], (1, 5)), rng.integers(0, CONFIG["type_vocab_size"], (1, 5))
+    keep = np.array([0, 1, 3, 4])
+    _, logits = np_model(sd, {"input_ids": ids[:, keep], "token_type_ids": types[:, keep],
+                              "attention_mask": np.ones((1, 4), np.int64)}, CONFIG)
+    holed = {"input_ids": ids, "token_type_ids": types, "attention_mask": np.array([[1, 1, 0, 1, 1]])}
+    closed = run(mlm, {**holed, "position_ids": np.array([[0, 1, 2, 2, 3]])})
+    np.testing.assert_allclose(np.asarray(closed.logits)[0, keep], logits[0], atol=1e-5, rtol=0)
+    assert np.abs(np.asarray(run(mlm, holed).logits)[0, keep] - logits[0]).max() > 1e-4
+
+
+def test_batch_fields_and_packing_input_checks(mlm):
+    """MosaicBERT declares segment_ids and position_ids (so `model_inputs` passes them); BERT does not, and
+    refuses them when called. Their shape must be input_ids'."""
+    from minibert.config import BertConfig
+    from minibert.models.bert import BertForMaskedLM, BertModel
+
+    for model_class in (MosaicBertModel, MosaicBertForMaskedLM):
+        assert {"segment_ids", "position_ids"} <= set(model_class.batch_fields()), model_class
+    for model_class in (BertModel, BertForMaskedLM):
+        assert not {"segment_ids", "position_ids"} & set(model_class.batch_fields()), model_class
+    ids = np.ones((2, 6), np.int64)
+    for name in ("segment_ids", "position_ids"):
+        with pytest.raises(ValueError, match=f"{name} has shape \\(2, 5\\) but input_ids has shape \\(2, 6\\)"):
+            mlm(ids, np.ones_like(ids), **{name: np.ones((2, 5), np.int64)})
+    with pytest.raises(ValueError, match="segment_ids must be non-negative"):
+        mlm(ids, np.ones_like(ids), segment_ids=-np.ones_like(ids))
+    bert = BertModel(BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=16))
+    with pytest.raises(ValueError, match="BertModel does not take segment_ids"):
+        bert(ids, np.ones_like(ids), segment_ids=np.ones_like(ids))
 
 
 def test_token_capacity_below_batch_times_seq(mlm, batch3x12):

@@ -5,7 +5,7 @@ from flax import nnx
 import numpy as np
 import pytest
 
-from minibert.nn.attention import (dot_product_attention, forward_with_attention_maps, padding_mask,
+from minibert.nn.attention import (document_mask, dot_product_attention, forward_with_attention_maps, padding_mask,
                                    record_attention_maps, segment_mask, set_attention_implementation, window_mask)
 
 
@@ -29,7 +29,7 @@ def test_reference_matches_numpy_with_padding(qkv):
     np.testing.assert_allclose(ours, numpy_attention(*qkv, mask[:, None, None, :] > 0), atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["padding", "segments", "window+bias"])
+@pytest.mark.parametrize("kind", ["padding", "segments", "holed+segments", "window+bias"])
 def test_fused_equals_reference(qkv, kind):
     q, k, v = map(jnp.asarray, qkv)
     bias = None
@@ -37,6 +37,9 @@ def test_fused_equals_reference(qkv, kind):
         mask = padding_mask(jnp.array([[1] * 7, [1] * 5 + [0] * 2]))
     elif kind == "segments":
         mask = segment_mask(jnp.array([[1, 1, 1, 2, 2, 3, 0], [1, 1, 1, 1, 1, 1, 1]]))
+    elif kind == "holed+segments":
+        mask = document_mask(jnp.array([[1, 0, 1, 1, 1, 1, 0], [1, 1, 0, 1, 1, 1, 1]]),
+                             jnp.array([[1, 1, 1, 2, 2, 3, 0], [1, 1, 1, 1, 1, 1, 1]]))
     else:
         mask = window_mask(7, 2, 2)
         bias = -jnp.abs(jnp.arange(7)[None, :] - jnp.arange(7)[:, None])[None, None] * 0.5
@@ -50,6 +53,18 @@ def test_segment_mask_keeps_documents_apart():
     m = np.asarray(segment_mask(jnp.array([[1, 1, 2, 0]])))[0, 0]
     assert m.tolist() == [[True, True, False, False], [True, True, False, False],
                           [False, False, True, False], [False, False, False, False]]
+
+
+def test_document_mask_is_visibility_and_documents():
+    """The mask is 0/1 visibility (a hole hides one key, other keys of the row stay visible to each other);
+    documents come only from segment ids."""
+    holed = jnp.array([[1, 1, 0, 1, 1]])
+    m = np.asarray(document_mask(holed))
+    assert m.shape == (1, 1, 1, 5) and m[0, 0, 0].tolist() == [True, True, False, True, True]
+    m = np.asarray(document_mask(holed, jnp.array([[1, 1, 1, 2, 0]])))[0, 0]
+    assert m.tolist() == [[True, True, False, False, False], [True, True, False, False, False],
+                          [True, True, False, False, False], [False, False, False, True, False],
+                          [False, False, False, False, False]]
 
 
 def test_window_mask():

@@ -144,7 +144,7 @@ def test_fused_attention_matches(mlm):
 
 def unpadded(path, capacity=None):
     model = from_pretrained(path)
-    model.model.unpad = True
+    (model if isinstance(model, modernbert.ModernBertModel) else model.model).unpad = True
     set_token_capacity(model, capacity)
     return model
 
@@ -165,22 +165,90 @@ def test_unpadded_equals_padded(mlm):
         packed_model(np.ones(SHAPES[1], int))
 
 
+def holed_batch(vocab_size: int) -> dict:
+    """(3, 33), a 0/1 mask with holes: `1 1 0 1 1 …` (holes inside the sliding window too), a left-padded row, and
+    a holed right-padded row."""
+    batch = padded_batch(vocab_size, *SHAPES[1], seed=13)
+    mask = np.ones(SHAPES[1], np.int64)
+    mask[0, [2, 9, 10, 20]] = 0
+    mask[1, :8] = 0
+    mask[2, [2, 5]] = 0
+    mask[2, 25:] = 0
+    batch["attention_mask"] = mask
+    return batch
+
+
+@pytest.fixture(scope="module", params=[(m, c) for m in MODELS for c in CONFIGS], ids=lambda p: f"{p[0]}-{p[1]}")
+def sharp_pair(request, tmp_path_factory):
+    """As `pair`, with weights at std 0.1 instead of 0.02: attention is sharp enough that rotary positions off by
+    a few tokens (what a hole used to do) move the outputs by ~1e-2 instead of ~1e-5."""
+    model_name, config_name = request.param
+    path = tmp_path_factory.mktemp(f"sharp-{model_name}-{config_name}")
+    config = {**CONFIGS[config_name], "initializer_range": 0.1}
+    save_reference(model_name, "ModernBertConfig", path, **config)
+    return {impl: reference(model_name, path, impl) for impl in ATTENTION}, from_pretrained(path), config, path
+
+
+def test_holed_mask_matches_transformers_padded_and_unpadded(sharp_pair):
+    """A mask value says only whether a token is visible: with holes and left padding, every hidden state and the
+    logits at visible tokens match transformers (rotary positions 0 … seq−1, holes included) on the padded and on
+    the unpadded path, and the two paths agree."""
+    references, model, config, path = sharp_pair
+    batch = holed_batch(config["vocab_size"])
+    mask = batch["attention_mask"]
+    padded = model(**batch, output_hidden_states=True)
+    packed = unpadded(path, capacity=int(mask.sum()))(**batch, output_hidden_states=True)
+    for impl, ref in references.items():
+        theirs = torch_outputs(ref, batch)
+        assert_matches(padded, theirs, mask, config["num_hidden_layers"])
+        assert_matches(packed, theirs, mask, config["num_hidden_layers"])
+    for a, b in zip(padded.hidden_states, packed.hidden_states):
+        np.testing.assert_allclose(np.asarray(b)[mask > 0], np.asarray(a)[mask > 0], atol=1e-5)
+    assert not np.asarray(packed.last_hidden_state)[mask == 0].any()
+
+
+@pytest.mark.parametrize("mlm", ["every3"], indirect=True)
+@pytest.mark.parametrize("unpad", [False, True], ids=["padded", "unpadded"])
+def test_position_ids_match_transformers(mlm, unpad):
+    """Explicit `position_ids` (offset, repeated, restarted) rotate as transformers' `position_ids` do."""
+    import torch
+
+    ref, model, config, path = mlm
+    batch = holed_batch(config["vocab_size"])
+    seq = SHAPES[1][1]
+    positions = np.stack([np.arange(seq) + 5, np.arange(seq) // 2, np.concatenate([np.arange(12), np.arange(seq - 12)])])
+    ours = (unpadded(path) if unpad else model)(**batch, position_ids=positions, output_hidden_states=True)
+    assert_matches(ours, torch_outputs(ref, batch, position_ids=torch.from_numpy(positions)), batch["attention_mask"],
+                   config["num_hidden_layers"])
+
+
 @pytest.mark.parametrize("unpad", [False, True], ids=["padded", "unpadded"])
 def test_packed_documents_equal_separate_rows(mlm, unpad):
-    """Two documents packed in one row (segment ids 1, 2 in `attention_mask`) give what each gives alone:
+    """Two documents packed in one row (`segment_ids` 1, 2; the mask is 0/1) give what each gives alone:
     attention stays in the document and rotary positions restart at 0 — also inside the sliding window."""
     _, model, config, path = mlm
     rng = np.random.default_rng(4)
     a, b = rng.integers(3, config["vocab_size"], 13), rng.integers(3, config["vocab_size"], 10)  # > the window
     packed_model = unpadded(path) if unpad else model
-    packed = packed_model(np.concatenate([a, b, [0]])[None], attention_mask=np.array([[1] * 13 + [2] * 10 + [0]]),
-                          output_hidden_states=True)                                  # (1, 24)
+    packed = packed_model(np.concatenate([a, b, [0]])[None], attention_mask=np.array([[1] * 23 + [0]]),
+                          segment_ids=np.array([[1] * 13 + [2] * 10 + [0]]), output_hidden_states=True)  # (1, 24)
     alone = model(np.stack([np.pad(a, (0, 27)), np.pad(b, (0, 30))]),
                   attention_mask=np.array([[1] * 13 + [0] * 27, [1] * 10 + [0] * 30]), output_hidden_states=True)
     for p, s in [*zip(packed.hidden_states, alone.hidden_states), (packed.logits, alone.logits)]:
         p, s = np.asarray(p)[0], np.asarray(s)
         np.testing.assert_allclose(p[:13], s[0, :13], atol=1e-5)
         np.testing.assert_allclose(p[13:23], s[1, :10], atol=1e-5)
+
+
+def test_batch_fields_include_packing_inputs():
+    """ModernBERT's encoder and MLM model take segment_ids and position_ids (so `model_inputs` passes them);
+    BERT's do not."""
+    from minibert.models.bert import BertForMaskedLM, BertModel
+
+    for model_class in (modernbert.ModernBertModel, modernbert.ModernBertForMaskedLM):
+        assert {"segment_ids", "position_ids"} <= set(model_class.batch_fields()), model_class
+    for model_class in (BertModel, BertForMaskedLM):
+        assert not {"segment_ids", "position_ids"} & set(model_class.batch_fields()), model_class
 
 
 # ---- config.json dialects ----------------------------------------------------------------------------------------

@@ -15,3 +15,30 @@ def corpus_and_vocab(tmp_path_factory):
     (folder / "wiki.txt").write_text(text, encoding="utf-8")
     WordPieceTokenizer.train(iter(text.splitlines()), vocab_size=800).save_pretrained(folder / "tokenizer")
     return folder / "wiki.txt", folder / "tokenizer"
+
+
+def write_prepared(directory, documents, vocab_size=600):
+    """A prepared corpus (the shard format of training/prepare.py) holding `documents`, each a list of sentences of
+    token ids, split into two shards; no tokenizer (the manifest's hash is a placeholder)."""
+    import json
+
+    import numpy as np
+
+    from minibert.training.prepare import FORMAT, write_shard
+
+    shards, half = [], (len(documents) + 1) // 2
+    (directory / "shards").mkdir(parents=True)
+    for index, part in enumerate((documents[:half], documents[half:])):
+        sentences = [s for d in part for s in d]
+        name = f"shard-{index:05d}"
+        record = {"name": name, "documents": len(part), "sentences": len(sentences),
+                  "tokens": sum(map(len, sentences))}
+        write_shard(directory / "shards" / name, np.array([t for s in sentences for t in s], np.uint16),
+                    np.cumsum([len(s) for s in sentences]).astype(np.int64),
+                    np.stack([np.cumsum([len(d) for d in part]),
+                              np.cumsum([sum(map(len, d)) for d in part])], axis=1).astype(np.int64), record)
+        shards.append(record)
+    manifest = {"format": FORMAT, "id_dtype": "uint16", "tokenizer_sha256": "-", "vocab_size": vocab_size,
+                "documents": len(documents), "shards": shards}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory

@@ -1,41 +1,14 @@
-"""Examples: NSP pairs in the stated proportions and layout, packing, batches as a function of (seed, step)."""
+"""Examples from a prepared corpus: NSP pairs in the stated proportions and layout, packing that keeps every token,
+batches as a pure function of (seed, step), each process its own rows."""
 
 import numpy as np
 import pytest
 
-from minibert.training.corpus import documents_from_text, read_documents, split_sentences
-from minibert.training.data import NSP_IS_NEXT, Batches, nsp_pairs, pack_sequences
+from minibert.training.data import NSP_IS_NEXT, Batches, PackedRows, SentencePairs
+from minibert.training.shards import PreparedCorpus
+from tests.training.conftest import write_prepared
 
 CLS, SEP, PAD, MASK = 2, 3, 0, 4
-
-
-def synthetic_documents(n=300, seed=0):
-    rng = np.random.default_rng(seed)
-    return [[list(rng.integers(10, 500, rng.integers(5, 30))) for _ in range(rng.integers(2, 12))] for _ in range(n)]
-
-
-def test_nsp_pairs_follow_the_recipe():
-    examples = nsp_pairs(synthetic_documents(), 64, CLS, SEP, PAD, np.random.default_rng(0))
-    labels = examples["next_sentence_label"]
-    assert 0.45 < (labels == NSP_IS_NEXT).mean() < 0.55
-    ids, types, mask = examples["input_ids"], examples["token_type_ids"], examples["attention_mask"]
-    assert (ids[:, 0] == CLS).all()
-    for row in range(len(ids)):
-        length = mask[row].sum()
-        seps = np.flatnonzero(ids[row, :length] == SEP)
-        assert len(seps) == 2 and seps[1] == length - 1
-        assert (types[row, :seps[0] + 1] == 0).all() and (types[row, seps[0] + 1:length] == 1).all()
-        assert (ids[row, length:] == PAD).all() and length <= 64
-    assert (mask.sum(1) < 40).mean() > 0.05  # short-sequence probability gives some short examples
-
-
-def test_pack_sequences_keeps_every_token():
-    docs = synthetic_documents(20)
-    packed = pack_sequences(docs, 32, CLS, SEP, PAD)
-    ids = packed["input_ids"]
-    assert (ids[:, 0] == CLS).all()
-    body = [t for row, m in zip(ids, packed["attention_mask"]) for t in row[1:m.sum() - 1]]
-    assert body == [t for d in docs for t in [*sum(d, []), SEP]]
 
 
 class FakeTokenizer:
@@ -46,36 +19,103 @@ class FakeTokenizer:
         return 600
 
 
-def test_batches_are_a_pure_function_of_seed_and_step():
-    examples = pack_sequences(synthetic_documents(50), 32, CLS, SEP, PAD)
-    a = Batches(examples, 8, FakeTokenizer(), seed=3, mask_rate=0.15)
-    b = Batches(examples, 8, FakeTokenizer(), seed=3, mask_rate=0.15)
+def synthetic_documents(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return [[rng.integers(10, 500, rng.integers(5, 30)).tolist() for _ in range(rng.integers(2, 12))] for _ in range(n)]
+
+
+@pytest.fixture
+def corpus_of(tmp_path):
+    def make(documents):
+        return PreparedCorpus(write_prepared(tmp_path / f"prepared{len(documents)}", documents))
+    return make
+
+
+def test_the_prepared_corpus_reads_back_every_document(corpus_of):
+    documents = synthetic_documents(31)
+    corpus = corpus_of(documents)
+    assert corpus.documents == 31
+    np.testing.assert_array_equal(corpus.lengths(), [sum(map(len, d)) for d in documents])
+    for d, document in enumerate(documents):
+        assert corpus.tokens(d).tolist() == [t for s in document for t in s]
+        assert corpus.sentence_ends(d).tolist() == np.cumsum([len(s) for s in document]).tolist()
+
+
+def test_sentence_pairs_follow_the_recipe(corpus_of):
+    documents = synthetic_documents()
+    pairs = SentencePairs(corpus_of(documents), range(len(documents)), 64, FakeTokenizer())
+    assert len(pairs) == sum(-(-sum(map(len, d)) // 61) for d in documents)      # ⌈tokens / (seq − 3)⌉ chunks
+    examples = [pairs(i, np.random.default_rng(i)) for i in range(len(pairs))]
+    labels = np.array([e["next_sentence_label"] for e in examples])
+    assert 0.4 < (labels == NSP_IS_NEXT).mean() < 0.55
+    sentences = {tuple(s) for d in documents for s in d}
+    for e in examples:
+        ids, types, mask = e["input_ids"], e["token_type_ids"], e["attention_mask"]
+        length = mask.sum()
+        assert ids[0] == CLS and (ids[length:] == PAD).all() and length <= 64
+        seps = np.flatnonzero(ids[:length] == SEP)
+        assert len(seps) == 2 and seps[1] == length - 1
+        assert (types[:seps[0] + 1] == 0).all() and (types[seps[0] + 1:length] == 1).all()
+    short = np.array([e["attention_mask"].sum() < 40 for e in examples])
+    assert short.mean() > 0.05                                   # the short-sequence probability
+    # an IsNext pair that was not truncated is consecutive sentences of one document
+    whole = [e for e in examples if e["next_sentence_label"] == NSP_IS_NEXT and e["attention_mask"].sum() < 50]
+    assert whole and any(tuple(e["input_ids"][1:np.flatnonzero(e["input_ids"] == SEP)[0]]) in sentences for e in whole)
+
+
+def test_packed_rows_keep_every_token(corpus_of):
+    documents = synthetic_documents(20)
+    rows = PackedRows(corpus_of(documents), range(20), 32, FakeTokenizer())
+    examples = [rows(i, None) for i in range(len(rows))]
+    assert all(e["input_ids"][0] == CLS for e in examples)
+    body = [t for e in examples for t in e["input_ids"][1:e["attention_mask"].sum() - 1]]
+    assert body == [t for d in documents for t in [*sum(d, []), SEP]]
+    assert all(e["attention_mask"].sum() == 32 for e in examples[:-1])    # no padding but the last row's
+
+
+def test_a_document_range_is_all_an_example_builder_reads(corpus_of):
+    documents = synthetic_documents(20)
+    rows = PackedRows(corpus_of(documents), range(15, 20), 32, FakeTokenizer())
+    body = [t for i in range(len(rows)) for e in [rows(i, None)] for t in e["input_ids"][1:e["attention_mask"].sum() - 1]]
+    assert body == [t for d in documents[15:] for t in [*sum(d, []), SEP]]
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(corpus_of):
+    rows = PackedRows(corpus_of(synthetic_documents(50)), range(50), 32, FakeTokenizer())
+    a = Batches(rows, 8, FakeTokenizer(), seed=3, mask_rate=0.15)
+    b = Batches(rows, 8, FakeTokenizer(), seed=3, mask_rate=0.15, max_predictions=8)
     for step in (0, 5, 1000):
-        for key in a(step):
-            np.testing.assert_array_equal(a(step)[key], b(step)[key])
+        again = Batches(rows, 8, FakeTokenizer(), seed=3, mask_rate=0.15)(step)
+        for key in again:
+            np.testing.assert_array_equal(a(step)[key], again[key])
+        assert b(step)["masked_positions"].shape == (8, 8)
     assert not np.array_equal(a(0)["input_ids"], a(1)["input_ids"])
-    epoch = np.concatenate([a.rows(s) for s in range(len(examples["input_ids"]) // 8)])
-    assert len(set(epoch.tolist())) == len(epoch)  # no example twice within an epoch
+    unmasked = Batches(rows, 8, FakeTokenizer(), seed=3, mask_rate=0.0)
+    epoch = [tuple(r) for s in range(len(rows) // 8) for r in unmasked(s)["input_ids"]]
+    assert len(set(epoch)) == len(epoch)                        # no example twice within an epoch
 
 
-def test_corpus_reading(tmp_path):
-    assert split_sentences("One thing. Another one! And a third? yes") == ["One thing.", "Another one!", "And a third? yes"]
-    assert documents_from_text("a b.\r\nc d.\r\n\r\n = Title = \r\n") == [["a b.", "c d."], ["= Title ="]]
-    (tmp_path / "a.txt").write_text("First doc. Two sentences.\n\nSecond doc.\n")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.txt").write_text("Third doc.")
-    assert len(read_documents([tmp_path])) == 3
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        read_documents([tmp_path / "missing"])
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="holds no files"):
-        read_documents([tmp_path / "empty"])
-    (tmp_path / "blank.txt").write_text("\n\n")
-    with pytest.raises(ValueError, match="holds no text"):
-        read_documents([tmp_path / "blank.txt"])
-    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(ValueError, match="not UTF-8"):
-        read_documents([tmp_path / "bad.txt"])
+def test_every_process_builds_only_its_rows_of_the_global_batch(corpus_of):
+    documents = synthetic_documents(60)
+    pairs = SentencePairs(corpus_of(documents), range(60), 48, FakeTokenizer())
+    whole = Batches(pairs, 8, FakeTokenizer(), seed=1, mask_rate=0.15, max_predictions=8, process_index=0,
+                    process_count=1)
+    parts = [Batches(pairs, 8, FakeTokenizer(), seed=1, mask_rate=0.15, max_predictions=8, process_index=p,
+                     process_count=2) for p in range(2)]
+    for step in (0, 3, 77):
+        for key, value in whole(step).items():
+            assert parts[0](step)[key].shape[0] == 4
+            np.testing.assert_array_equal(np.concatenate([part(step)[key] for part in parts]), value)
+    with pytest.raises(ValueError, match="not divisible by the 3 processes"):
+        Batches(pairs, 8, FakeTokenizer(), seed=1, mask_rate=0.15, process_index=0, process_count=3)
+
+
+def test_too_few_examples_or_documents(corpus_of):
+    corpus = corpus_of(synthetic_documents(3))
+    with pytest.raises(ValueError, match="NSP needs at least two documents"):
+        SentencePairs(corpus, range(2, 3), 64, FakeTokenizer())
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        Batches(PackedRows(corpus, range(3), 512, FakeTokenizer()), 64, FakeTokenizer(), seed=0, mask_rate=0.15)
 
 
 def test_plot_metrics(tmp_path):

@@ -11,7 +11,7 @@ from minibert.training.pretrain import PretrainConfig, pretrain
 @pytest.mark.parametrize("family", list(presets.FAMILIES))
 def test_each_family_trains_with_falling_loss(family, corpus_and_vocab, tmp_path):
     corpus, vocab = corpus_and_vocab
-    train = TrainConfig(steps=30, learning_rate=2e-3, warmup_steps=3, log_every=5, eval_every=1000, save_every=1000,
+    train = TrainConfig(steps=40, learning_rate=2e-3, warmup_steps=4, log_every=5, eval_every=1000, save_every=1000,
                         output_dir=str(tmp_path))
     model, _, history = pretrain(PretrainConfig(family=family, size="tiny", corpus=[str(corpus)], vocab=str(vocab),
                                                 seq_len=32, batch_size=8, train=train))

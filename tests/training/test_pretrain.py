@@ -1,4 +1,5 @@
-"""The pretraining job end to end: 8 devices == 1 device, kill + resume == uninterrupted, faults, bad input."""
+"""The pretraining job end to end: 8 devices == 1 device, 2 processes == 1 process, kill + resume == uninterrupted
+(on a prepared corpus), faults, bad input."""
 
 import json
 import os
@@ -22,6 +23,21 @@ def pretrain_command(corpus, vocab, output, steps, *extra):
             "--output", str(output), "--steps", str(steps), *ARGS, *extra]
 
 
+def data_command(data, output, steps, *extra):
+    return [sys.executable, "-m", "minibert", "pretrain", "--data", str(data), "--output", str(output),
+            "--steps", str(steps), *ARGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus_and_vocab, tmp_path_factory):
+    from minibert.training.prepare import PrepareConfig, prepare
+
+    corpus, vocab = corpus_and_vocab
+    out = tmp_path_factory.mktemp("prepared")
+    prepare(PrepareConfig(corpus=[str(corpus)], output=str(out), vocab=str(vocab), workers=1, progress=False))
+    return out
+
+
 def run(command, devices=1):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
     subprocess.run(command, check=True, env=env, capture_output=True, cwd=Path(__file__).parents[2])
@@ -41,12 +57,12 @@ def test_eight_devices_give_the_same_losses_as_one(corpus_and_vocab, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_equals_uninterrupted_run(corpus_and_vocab, tmp_path):
-    corpus, vocab = corpus_and_vocab
+@pytest.mark.parametrize("objective", ["mlm+nsp", "mlm"])
+def test_killed_and_resumed_run_equals_uninterrupted_run(prepared, tmp_path, objective):
     steps, half = 24, 12
-    run(pretrain_command(corpus, vocab, tmp_path / "straight", steps, "--save-every", str(half)))
+    run(data_command(prepared, tmp_path / "straight", steps, "--save-every", str(half), "--objective", objective))
 
-    command = pretrain_command(corpus, vocab, tmp_path / "killed", steps, "--save-every", str(half))
+    command = data_command(prepared, tmp_path / "killed", steps, "--save-every", str(half), "--objective", objective)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                cwd=Path(__file__).parents[2])
@@ -81,8 +97,30 @@ def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(corpus_and_v
     assert not (tmp_path / "model.safetensors").exists()
 
 
+@pytest.mark.slow
+def test_two_processes_give_the_same_losses_as_one(prepared, tmp_path):
+    """Each process (one CPU device) builds only its rows of the batch; jax.distributed on localhost."""
+    import socket
+
+    run(data_command(prepared, tmp_path / "one", 4))
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    launch = ("import sys, jax; jax.distributed.initialize(f'localhost:{sys.argv[1]}', num_processes=2, "
+              "process_id=int(sys.argv[2])); from minibert.cli import run; sys.exit(run(sys.argv[3:]))")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    processes = [subprocess.Popen([sys.executable, "-c", launch, str(port), str(p),
+                                   *data_command(prepared, tmp_path / "two", 4)[3:]], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+                 for p in range(2)]
+    outputs = [p.communicate(timeout=300)[0].decode() for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs[0][-3000:] + outputs[1][-3000:]
+    np.testing.assert_allclose(losses(tmp_path / "two"), losses(tmp_path / "one"), atol=1e-5)
+    assert len(losses(tmp_path / "two")) == 4                     # one process logs
+
+
 @pytest.mark.parametrize("change, error, message", [
-    (["--corpus", "/no/such/corpus"], FileNotFoundError, "does not exist"),
+    (["--corpus", "/no/such/corpus"], ValueError, "/no/such/corpus"),
     (["--family", "gpt"], ValueError, "unknown family 'gpt'"),
     (["--size", "huge"], ValueError, "unknown size 'huge'"),
     (["--objective", "rtd"], ValueError, "does not train with objective 'rtd'"),
@@ -101,3 +139,19 @@ def test_existing_checkpoints_are_never_overwritten(corpus_and_vocab, tmp_path):
     (tmp_path / "checkpoints" / "4").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="--resume"):
         main(["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--output", str(tmp_path), *ARGS, "--steps", "2"])
+
+
+def test_bad_prepared_data_fails_before_training(prepared, corpus_and_vocab, tmp_path):
+    from minibert.tokenization.tokenizer import WordPieceTokenizer
+    from minibert.training.prepare import PrepareError
+
+    corpus, _ = corpus_and_vocab
+    args = ["pretrain", "--output", str(tmp_path / "run"), *ARGS, "--steps", "2"]
+    with pytest.raises(FileNotFoundError, match="is not a prepared corpus: no manifest.json"):
+        main(args + ["--data", str(tmp_path / "nothing")])
+    with pytest.raises(ValueError, match="either --data .* or --corpus"):
+        main(args + ["--data", str(prepared), "--corpus", str(corpus)])
+    WordPieceTokenizer.train(iter(["another vocabulary altogether"] * 3), vocab_size=60).save_pretrained(tmp_path / "v")
+    with pytest.raises(PrepareError, match="prepared with another tokenizer"):
+        main(args + ["--data", str(prepared), "--vocab", str(tmp_path / "v")])
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -16,7 +16,9 @@ from minibert.models.mobilebert import MobileBertConfig, MobileBertForPreTrainin
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM
 from minibert.nn.packing import set_token_capacity
-from minibert.training.data import Batches, default_max_predictions, pack_sequences, sparse_predictions
+from minibert.training.data import Batches, FixedRows, PackedRows, default_max_predictions, sparse_predictions
+from minibert.training.shards import PreparedCorpus
+from tests.training.conftest import write_prepared
 from minibert.training.loop import TrainConfig, Trainer
 from tests.conftest import padded_batch
 
@@ -118,14 +120,17 @@ class FakeTokenizer:
 
 
 @pytest.fixture(scope="module")
-def examples():
+def examples(tmp_path_factory):
     rng = np.random.default_rng(0)
-    documents = [[list(rng.integers(10, 500, rng.integers(5, 30))) for _ in range(rng.integers(2, 12))]
+    documents = [[rng.integers(10, 500, rng.integers(5, 30)).tolist() for _ in range(rng.integers(2, 12))]
                  for _ in range(60)]
-    examples = pack_sequences(documents, 32, CLS, SEP, PAD)
-    examples["attention_mask"][::3, 20:] = 0   # some padding too
-    examples["input_ids"][::3, 20:] = PAD
-    return examples
+    packed = PackedRows(PreparedCorpus(write_prepared(tmp_path_factory.mktemp("prepared"), documents)), range(60), 32,
+                        FakeTokenizer())
+    rows = [packed(i, None) for i in range(len(packed))]
+    arrays = {k: np.stack([row[k] for row in rows]) for k in rows[0]}
+    arrays["attention_mask"][::3, 20:] = 0   # some padding too
+    arrays["input_ids"][::3, 20:] = PAD
+    return FixedRows(arrays)
 
 
 @pytest.mark.parametrize("whole_word", [False, True])
@@ -154,7 +159,7 @@ def test_rows_with_more_masked_tokens_than_slots_keep_whole_words_and_unmask_the
     capped = 0
     for step in range(4):
         d, s = dense(step), sparse(step)
-        original = examples["input_ids"][dense.rows(step)]
+        original = Batches(examples, 8, FakeTokenizer(), seed=3, mask_rate=0.0)(step)["input_ids"]   # same rows
         filled = s["labels"] != IGNORE_INDEX
         for row in range(8):
             kept = s["masked_positions"][row, filled[row]]
