@@ -51,11 +51,14 @@ def pretrain(args) -> int:
 
     train = train_config(args)
     config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, data=args.data,
-                            corpus=args.corpus, workers=args.workers, vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
+                            corpus=args.corpus, text_field=args.text_field, workers=args.workers, vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                             whole_word=args.whole_word, dtype=args.dtype, attention=args.attention,
                             resume=args.resume, train=train)
     model, tokenizer, history = run(config)
+    if not history:
+        print(f"{args.output} was already trained for {args.steps} steps: nothing to do")
+        return 0
     first, last = history[0], history[-1]
     print(f"loss {first['loss']:.3f} (step {first['step']}) → {last['loss']:.3f} (step {last['step']})"
           + (f"; held-out MLM accuracy {last['eval_accuracy']:.3f}, perplexity {last['eval_perplexity']:.1f}"
@@ -81,7 +84,7 @@ def distill(args) -> int:
 
     train = train_config(args)
     config = DistillConfig(teacher=args.teacher, family=args.family, size=args.size, data=args.data,
-                           corpus=args.corpus, workers=args.workers,
+                           corpus=args.corpus, text_field=args.text_field, workers=args.workers,
                            seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                            whole_word=args.whole_word, dtype=args.dtype, attention=args.attention, resume=args.resume,
                            transfer_steps=args.transfer_steps, progressive=args.progressive, alpha=args.alpha,
@@ -219,6 +222,7 @@ def add_corpus_arguments(p, *, mask_help: str, attention_help: str) -> None:
                                                "embedded Python docstrings); see `minibert prepare` for other formats")
     p.add_argument("--data", help="a corpus prepared by `minibert prepare` (instead of --corpus)")
     p.add_argument("--workers", type=int, default=0, help="processes that prepare --corpus (0: every core)")
+    p.add_argument("--text-field", default="text", help="the text's field when --corpus is JSON Lines or Parquet")
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--mask-rate", type=float, help=mask_help)
@@ -266,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on a sample of the corpus)")
     p.add_argument("--vocab-size", type=int, default=4000, help="entries of a trained vocabulary")
     p.add_argument("--vocab-sample", type=float, default=100.0, help="MB of text a vocabulary is trained on")
-    p.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased)")
+    p.add_argument("--cased", action="store_true", help="keep case and accents")
     p.add_argument("--workers", type=int, default=0, help="processes (0: every core)")
     p.add_argument("--backend", default="minibert", choices=["minibert", "tokenizers"],
                    help="tokenizer implementation: from scratch, or the Rust tokenizers (identical ids)")

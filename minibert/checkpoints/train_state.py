@@ -25,4 +25,9 @@ def restore(checkpoints: ocp.CheckpointManager, template):
     step = checkpoints.latest_step()
     if step is None:
         return None, template
-    return step, checkpoints.restore(step, args=ocp.args.StandardRestore(template))
+    try:
+        return step, checkpoints.restore(step, args=ocp.args.StandardRestore(template))
+    except ValueError as error:          # orbax's message lists every array: keep its first line
+        raise ValueError(f"the checkpoint of step {step} in {checkpoints.directory} does not fit this model and "
+                         f"optimizer (another --family, --size, vocabulary or --grad-accumulation?): "
+                         f"{str(error).strip().splitlines()[0][:300]}") from None

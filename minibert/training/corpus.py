@@ -446,7 +446,7 @@ def _record_document(value: object, field: str, stats: ReadStats, strict: bool) 
         if isinstance(value, str) and value.strip():
             return _sentences(value)
         if value is not None and not isinstance(value, str):
-            raise CorpusError(f"field {field!r} holds a {type(value).__name__}, not a string")
+            raise CorpusError(f"field {field!r} holds {type(value).__name__} {str(value)[:40]!r}, not a string")
         problem = "null" if value is None else "blank"
     if strict:
         raise CorpusError(f"field {field!r} is {problem}")

@@ -110,9 +110,10 @@ def tokenize_unit(job: tuple) -> dict:
     tokenizer = _worker["tokenizer"]
     ids = array.array("H" if dtype == "uint16" else "I")
     sentence_ends, document_ends = array.array("q"), array.array("q")
-    stats = corpora.ReadStats()
+    stats, characters = corpora.ReadStats(), 0
     for document in corpora.read_unit(unit, stats, text_field=text_field, strict=strict):
         for sentence in document:
+            characters += len(sentence)
             tokens = tokenizer.tokenize(sentence)[0]
             if tokens:
                 ids.extend(tokens)
@@ -120,7 +121,7 @@ def tokenize_unit(job: tuple) -> dict:
         if len(sentence_ends) > (document_ends[-2] if document_ends else 0):
             document_ends.extend((len(sentence_ends), len(ids)))
     record = {"name": name, "documents": len(document_ends) // 2, "sentences": len(sentence_ends), "tokens": len(ids),
-              "bytes": unit.nbytes, "stats": dataclasses.asdict(stats)}
+              "characters": characters, "bytes": unit.nbytes, "stats": dataclasses.asdict(stats)}
     write_shard(Path(shard_dir) / name, np.frombuffer(ids, dtype), np.frombuffer(sentence_ends, np.int64),
                 np.frombuffer(document_ends, np.int64).reshape(-1, 2), record)
     return record
@@ -158,6 +159,8 @@ def prepare(config: PrepareConfig) -> dict:
         raise ValueError(f"--workers must be ≥ 0 (0: every core), got {config.workers}")
     if config.backend not in ("minibert", "tokenizers"):
         raise ValueError(f"--backend must be minibert or tokenizers, not {config.backend!r}")
+    if not config.vocab and config.vocab_size < 6:
+        raise ValueError(f"--vocab-size must leave room beyond the 5 special tokens, got {config.vocab_size}")
     if config.vocab_sample_mb <= 0:
         raise ValueError(f"--vocab-sample must be positive (MB), got {config.vocab_sample_mb}")
     out = Path(config.output)
@@ -171,6 +174,9 @@ def prepare(config: PrepareConfig) -> dict:
     dtype = id_dtype(len(tokenizer))
     plan = {"format": FORMAT, "tokenizer_sha256": tokenizer_hash(tokenizer), "id_dtype": dtype.name,
             "text_field": config.text_field, "sources": sources, "units": [dataclasses.asdict(u) for u in units]}
+    if not config.vocab:                  # how the vocabulary was trained: a rerun with other options is refused
+        plan["vocabulary"] = {"vocab_size": config.vocab_size, "lowercase": config.lowercase,
+                              "vocab_sample_mb": config.vocab_sample_mb, "seed": config.seed}
     plan = _continue_or_start(out, plan)
     units = [corpora.Unit(**u) for u in plan["units"]]
     if (out / "manifest.json").is_file():
@@ -252,13 +258,14 @@ def _tokenizer(config: PrepareConfig, units: list, out: Path) -> WordPieceTokeni
 
 def _continue_or_start(out: Path, plan: dict) -> dict:
     """Start a new output (writing plan.json), or continue one whose plan has the same format, tokenizer, corpus
-    files (paths and sizes) and text field; anything else is an error, never a mixed output."""
+    files (paths and sizes), text field and, for a trained vocabulary, training options (--vocab-size, --cased,
+    --vocab-sample, --seed); anything else is an error, never a mixed output."""
     plan_file = out / "plan.json"
     if plan_file.is_file():
         previous = json.loads(plan_file.read_text())
-        for key, what in (("format", "shard format"), ("tokenizer_sha256", "tokenizer"), ("sources", "corpus files"),
-                          ("text_field", "text field")):
-            if previous.get(key) != plan[key]:
+        for key, what in (("format", "shard format"), ("tokenizer_sha256", "tokenizer"), ("sources", "set of corpus files"),
+                          ("text_field", "text field"), ("vocabulary", "vocabulary training options")):
+            if key in plan and previous.get(key) != plan[key]:
                 raise PrepareError(f"{out} holds a preparation with another {what}: choose another --output, "
                                    f"or delete {out} to start again")
         return previous
@@ -284,7 +291,7 @@ def _finish(out: Path, plan: dict, records: list[dict], config: PrepareConfig) -
                 "tokenizer": TOKENIZER_DIR, "vocab_size": len(WordPieceTokenizer.from_pretrained(out / TOKENIZER_DIR)),
                 "text_field": plan["text_field"], "sources": sources,
                 "documents": documents, "sentences": sum(r["sentences"] for r in records),
-                "tokens": sum(r["tokens"] for r in records), "bytes": sum(r["bytes"] for r in records),
+                "tokens": sum(r["tokens"] for r in records), "characters": sum(r["characters"] for r in records),
                 "skipped": {"records": stats.records_skipped, "undecodable_lines": stats.lines_undecodable},
                 "shards": [{k: r[k] for k in ("name", "documents", "sentences", "tokens")} for r in records]}
     temporary = out / "manifest.json.tmp"
@@ -304,7 +311,7 @@ def _sha256(path: str) -> str:
 def summary(manifest: dict) -> str:
     """One line on what a preparation holds and skipped."""
     skipped = manifest["skipped"]
-    notes = [f"{skipped['records']:,} records without text skipped" if skipped["records"] else "",
-             f"{skipped['undecodable_lines']:,} undecodable lines skipped" if skipped["undecodable_lines"] else ""]
+    notes = [f"{skipped['records']:,} record(s) without text skipped" if skipped["records"] else "",
+             f"{skipped['undecodable_lines']:,} undecodable line(s) skipped" if skipped["undecodable_lines"] else ""]
     return (f"{manifest['documents']:,} documents, {manifest['sentences']:,} sentences, {manifest['tokens']:,} tokens "
             f"({manifest['id_dtype']}) in {len(manifest['shards'])} shards" + "".join(f"; {n}" for n in notes if n))

@@ -50,6 +50,7 @@ class PretrainConfig:
     objective: str | None = None          # the family's default when None
     data: str | None = None               # a prepared corpus (minibert prepare); else `corpus` is prepared first
     corpus: list[str] | None = None       # None: the embedded default (Python's docstrings)
+    text_field: str = "text"              # the text's field when `corpus` is JSON Lines, Parquet or a dataset
     vocab: str | None = None              # vocab.txt or tokenizer directory; None: the prepared one, or train one
     vocab_size: int = 4000
     lowercase: bool = True
@@ -90,8 +91,17 @@ def plan(config: PretrainConfig) -> Plan:
     positions = getattr(model_config, "max_position_embeddings", None)
     if positions is not None and config.seq_len > positions:
         raise ValueError(f"--seq-len {config.seq_len} exceeds the model's max_position_embeddings {positions}")
-    if config.seq_len < 8 or config.batch_size < 1:
-        raise ValueError(f"--seq-len must be ≥ 8 and --batch-size ≥ 1, got {config.seq_len} and {config.batch_size}")
+    t = config.train
+    for option, value, least in (("--seq-len", config.seq_len, 8), ("--batch-size", config.batch_size, 1),
+                                 ("--steps", t.steps, 0), ("--warmup", t.warmup_steps, 0),
+                                 ("--grad-accumulation", t.grad_accumulation, 1), ("--log-every", t.log_every, 1),
+                                 ("--eval-every", t.eval_every, 1), ("--save-every", t.save_every, 1),
+                                 ("--workers", config.workers, 0)):
+        if value < least:
+            raise ValueError(f"{option} must be ≥ {least}, got {value}")
+    if not t.learning_rate > 0 or not 0 < mask_rate < 1 or not 0 <= config.held_out_documents < 1:
+        raise ValueError(f"need --lr > 0, 0 < --mask-rate < 1 and 0 ≤ held_out_documents < 1, got {t.learning_rate}, "
+                         f"{mask_rate} and {config.held_out_documents}")
     if config.data and config.corpus:
         raise ValueError("give either --data (a prepared corpus) or --corpus (prepared into the output first), not both")
     if not config.data and jax.process_count() > 1:
@@ -115,6 +125,8 @@ def plan(config: PretrainConfig) -> Plan:
 def build(config: PretrainConfig):
     """Check the arguments, prepare or open the corpus, read its tokenizer, build the batches and the model."""
     p = plan(config)
+    if config.train.steps < 1:
+        raise ValueError(f"--steps must be ≥ 1, got {config.train.steps}")
     corpus, tokenizer = prepared_corpus(config)
     p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
@@ -140,7 +152,8 @@ def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, WordPieceTo
     if config.data is None:
         manifest = prepare(PrepareConfig(corpus=config.corpus, output=str(out / "data"), vocab=config.vocab,
                                          vocab_size=config.vocab_size, lowercase=config.lowercase,
-                                         workers=config.workers, seed=config.train.seed))
+                                         workers=config.workers, text_field=config.text_field,
+                                         seed=config.train.seed))
         print(f"prepared {out / 'data'}: {summary(manifest)}")
     corpus = PreparedCorpus(config.data or out / "data")
     if config.vocab:
@@ -159,6 +172,9 @@ def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, corpus: PreparedC
     n = corpus.documents
     held_out = max(1, int(n * config.held_out_documents)) if n > 1 else 0
     train_docs, eval_docs = range(0, n - held_out), range(n - held_out, n)
+    if p.objective == "mlm+nsp" and len(train_docs) < 2:
+        raise ValueError(f"{corpus.directory} holds {n} document(s), {held_out} held out for evaluation: NSP needs at "
+                         f"least two to train on (or train with --objective mlm)")
     make = lambda docs: (SentencePairs if p.objective == "mlm+nsp" else PackedRows)(corpus, docs, config.seq_len,
                                                                                      tokenizer)
     options = dict(mask_rate=p.mask_rate, whole_word=config.whole_word, max_predictions=p.max_predictions)

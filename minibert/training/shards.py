@@ -53,6 +53,8 @@ class PreparedCorpus:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         manifest_file = self.directory / "manifest.json"
+        if not self.directory.is_dir():
+            raise FileNotFoundError(f"prepared corpus {self.directory} does not exist (make one with `minibert prepare`)")
         if not manifest_file.is_file():
             hint = (" (its preparation did not finish: run the same `minibert prepare` again to continue)"
                     if (self.directory / "plan.json").is_file() else " (make one with `minibert prepare`)")

@@ -136,8 +136,14 @@ def test_another_tokenizer_or_corpus_in_the_output_is_refused(files, corpus_and_
     with pytest.raises(PrepareError, match="prepared with another tokenizer"):
         prepare(PrepareConfig(corpus=[str(files[0])], output=out, vocab=str(tmp_path / "other"), workers=1,
                               progress=False))
-    with pytest.raises(PrepareError, match="another corpus files"):
+    with pytest.raises(PrepareError, match="another set of corpus files"):
         prepare(PrepareConfig(corpus=[str(files[1])], output=out, vocab=str(vocab), workers=1, progress=False))
+    trained = str(tmp_path / "trained")
+    prepare(PrepareConfig(corpus=[str(files[0])], output=trained, vocab_size=300, workers=1, progress=False))
+    for change in ({"vocab_size": 400}, {"lowercase": False}, {"seed": 3}):
+        with pytest.raises(PrepareError, match="another vocabulary training options"):
+            prepare(PrepareConfig(corpus=[str(files[0])], output=trained, workers=1, progress=False,
+                                  **{"vocab_size": 300, **change}))
     with pytest.raises(PrepareError, match="prepared with another tokenizer"):
         PreparedCorpus(out).check_tokenizer(other)
 
@@ -183,12 +189,15 @@ def test_bad_input_gets_one_line_naming_it(tmp_path, corpus_and_vocab):
              (["--corpus", tmp_path / "empty.txt"], "holds no text"),
              (["--corpus", tmp_path / "records.jsonl"], "'text'"),
              (["--corpus", tmp_path / "nulls.jsonl", "--strict"], "nulls.jsonl"),
-             (["--corpus", tmp_path / "empty.txt", "--workers", "-1"], "--workers")]
+             (["--corpus", tmp_path / "empty.txt", "--workers", "-1"], "--workers"),
+             (["--corpus", tmp_path / "nulls.jsonl", "--vocab-size", "5"], "--vocab-size")]
     for i, (args, named) in enumerate(cases):
-        code, stderr = cli("prepare", *args, "--vocab", vocab, "--output", tmp_path / f"out{i}")
+        vocabulary = [] if "--vocab-size" in args else ["--vocab", vocab]
+        code, stderr = cli("prepare", *args, *vocabulary, "--output", tmp_path / f"out{i}")
         assert code == 1 and "Traceback" not in stderr, stderr
         last = stderr.strip().splitlines()[-1]                    # (after any progress bar)
         assert last.startswith("minibert: error:") and named in last, stderr
     manifest = prepare(PrepareConfig(corpus=[str(tmp_path / "nulls.jsonl")], output=str(tmp_path / "ok"),
                                      vocab=str(vocab), workers=1, progress=False))
     assert manifest["skipped"]["records"] == 2 and manifest["documents"] == 1
+    assert manifest["characters"] == len("Real text here.")

@@ -125,6 +125,11 @@ def test_two_processes_give_the_same_losses_as_one(prepared, tmp_path):
     (["--size", "huge"], ValueError, "unknown size 'huge'"),
     (["--objective", "rtd"], ValueError, "does not train with objective 'rtd'"),
     (["--seq-len", "600"], ValueError, "--seq-len 600 exceeds the model's max_position_embeddings 512"),
+    (["--batch-size", "0"], ValueError, "--batch-size must be ≥ 1, got 0"),
+    (["--steps", "-5"], ValueError, "--steps must be ≥ 0, got -5"),
+    (["--steps", "0"], ValueError, "--steps must be ≥ 1, got 0"),
+    (["--seq-len", "4"], ValueError, "--seq-len must be ≥ 8, got 4"),
+    (["--mask-rate", "1.5"], ValueError, "0 < --mask-rate < 1"),
 ])
 def test_bad_arguments_fail_before_training(corpus_and_vocab, tmp_path, change, error, message):
     corpus, vocab = corpus_and_vocab
@@ -147,11 +152,23 @@ def test_bad_prepared_data_fails_before_training(prepared, corpus_and_vocab, tmp
 
     corpus, _ = corpus_and_vocab
     args = ["pretrain", "--output", str(tmp_path / "run"), *ARGS, "--steps", "2"]
-    with pytest.raises(FileNotFoundError, match="is not a prepared corpus: no manifest.json"):
+    with pytest.raises(FileNotFoundError, match="nothing does not exist"):
         main(args + ["--data", str(tmp_path / "nothing")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="is not a prepared corpus: no manifest.json"):
+        main(args + ["--data", str(tmp_path / "empty")])
     with pytest.raises(ValueError, match="either --data .* or --corpus"):
         main(args + ["--data", str(prepared), "--corpus", str(corpus)])
     WordPieceTokenizer.train(iter(["another vocabulary altogether"] * 3), vocab_size=60).save_pretrained(tmp_path / "v")
     with pytest.raises(PrepareError, match="prepared with another tokenizer"):
         main(args + ["--data", str(prepared), "--vocab", str(tmp_path / "v")])
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resuming_a_finished_run_or_another_model_says_so(prepared, tmp_path, capsys):
+    args = ["pretrain", "--data", str(prepared), "--output", str(tmp_path), *ARGS, "--steps", "2"]
+    assert main(args) == 0
+    assert main(args + ["--resume"]) == 0
+    assert "already trained for 2 steps: nothing to do" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"checkpoint of step 2 .* does not fit this model .*--size"):
+        main(args + ["--resume", "--size", "mini", "--steps", "4"])
