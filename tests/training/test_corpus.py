@@ -101,8 +101,8 @@ def test_jsonl_records_are_documents_and_bad_ones_are_counted(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ('{"text": "unfinished', "not valid JSON"),
     ('["a", "list"]', "a JSON list, not an object"),
-    ('{"text": 42}', "field 'text' holds a int, not a string"),
-    ('{"text": ["a"]}', "field 'text' holds a list, not a string"),
+    ('{"text": 42}', "field 'text' holds int '42', not a string"),
+    ('{"text": ["a"]}', r"""field 'text' holds list "\['a'\]", not a string"""),
 ])
 def test_bad_jsonl_lines_are_errors_naming_file_and_line(tmp_path, line, message):
     path = tmp_path / "r.json"
