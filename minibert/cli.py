@@ -261,23 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-5, help="max abs difference allowed (default 1e-5)")
     p.set_defaults(run=parity)
 
-    p = commands.add_parser("prepare", help="tokenize a corpus once into shards of token ids, for pretrain --data",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = commands.add_parser("prepare", help="tokenize a corpus once into shards of token ids, for pretrain --data")
     p.add_argument("--corpus", nargs="+", help="text files or folders (.gz too), JSON Lines, Parquet, a datasets "
                                                "save_to_disk folder, hub:PATH for datasets.load_dataset on local "
                                                "files (default: the embedded Python docstrings)")
     p.add_argument("--output", required=True, help="the prepared directory (a killed run continues in it)")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on a sample of the corpus)")
-    p.add_argument("--vocab-size", type=int, default=4000, help="entries of a trained vocabulary")
-    p.add_argument("--vocab-sample", type=float, default=100.0, help="MB of text a vocabulary is trained on")
+    p.add_argument("--vocab-size", type=int, default=4000, help="entries of a trained vocabulary (default 4000)")
+    p.add_argument("--vocab-sample", type=float, default=100.0, help="MB of text a vocabulary is trained on, at most (default 100)")
     p.add_argument("--cased", action="store_true", help="keep case and accents")
     p.add_argument("--workers", type=int, default=0, help="processes (0: every core)")
     p.add_argument("--backend", default="minibert", choices=["minibert", "tokenizers"],
-                   help="tokenizer implementation: from scratch, or the Rust tokenizers (identical ids)")
-    p.add_argument("--text-field", default="text", help="the text's field in JSON Lines, Parquet and datasets")
+                   help="tokenizer implementation: from scratch (default), or the Rust tokenizers (identical ids)")
+    p.add_argument("--text-field", default="text", help="the text's field in JSON Lines, Parquet and datasets (default text)")
     p.add_argument("--strict", action="store_true", help="records without text and undecodable lines are errors "
                                                          "(default: skipped and counted)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the vocabulary's sample")
+    p.add_argument("--seed", type=int, default=0, help="seed of the vocabulary's sample (default 0)")
     p.set_defaults(run=prepare)
 
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny BERT on Python's docstrings)")
