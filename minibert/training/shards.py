@@ -71,7 +71,8 @@ class PreparedCorpus:
         # per document: its shard, and where it starts and ends in that shard's sentences and tokens
         self.shard_of = np.repeat(np.arange(len(ends), dtype=np.int32), [len(e) for e in ends])
         self.end = np.concatenate(ends)                                                     # (documents, 2)
-        self.start = np.concatenate([np.concatenate([[[0, 0]], e[:-1]]) for e in ends]).astype(np.int64)
+        self.start = np.concatenate([np.concatenate([[[0, 0]], e])[:-1] for e in ends]).astype(np.int64)  # (an empty
+        # shard, a unit whose range held no document start, adds nothing)
         self.documents = len(self.shard_of)
 
     def check_tokenizer(self, tokenizer) -> None:

@@ -19,7 +19,8 @@ def corpus_and_vocab(tmp_path_factory):
 
 def write_prepared(directory, documents, vocab_size=600):
     """A prepared corpus (the shard format of training/prepare.py) holding `documents`, each a list of sentences of
-    token ids, split into two shards; no tokenizer (the manifest's hash is a placeholder)."""
+    token ids, split into two shards and an empty one between them (a unit can hold no document); no tokenizer (the
+    manifest's hash is a placeholder)."""
     import json
 
     import numpy as np
@@ -28,7 +29,7 @@ def write_prepared(directory, documents, vocab_size=600):
 
     shards, half = [], (len(documents) + 1) // 2
     (directory / "shards").mkdir(parents=True)
-    for index, part in enumerate((documents[:half], documents[half:])):
+    for index, part in enumerate((documents[:half], [], documents[half:])):
         sentences = [s for d in part for s in d]
         name = f"shard-{index:05d}"
         record = {"name": name, "documents": len(part), "sentences": len(sentences),
