@@ -5,7 +5,7 @@ already on the device, same run.
 
 DIR is a corpus prepared by `minibert prepare` (e.g. the 40 MB one of `bench/prepare_scale.py`). Both variants run
 the `Trainer`'s own compiled step (`minibert pretrain`'s, sparse MLM head) on the same model and state:
-- **loader**: what `Trainer.run` does — `Batches` (grain: per-step examples from the memory-mapped shards,
+- **loader**: what `Trainer.run` does — `Batches` (grain: per-step examples from the shards (positional reads),
   masking) on the prefetch thread, two steps ahead, each batch assembled into global arrays and transferred;
 - **fixed**: the first batch, transferred once, reused every step.
 Both are timed over `--steps` steps after 2 warm-up steps, between two device synchronisations, interleaved

@@ -4,7 +4,7 @@
                                                                    manifest.json · tokenizer/ · plan.json
 
 A *unit* is a piece of the corpus (a byte range of a text file, a Parquet row group, …; training/corpus.py) and
-becomes one shard, three flat arrays that training memory-maps (training/shards.py):
+becomes one shard, three flat arrays that training reads by position (training/shards.py):
 
     ids.npy        (tokens,)    uint16 token ids, or uint32 when the vocabulary has more than 65,536 entries
     sentences.npy  (sentences,) int64, the end of each sentence in `ids` (cumulative)
