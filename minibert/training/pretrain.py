@@ -94,9 +94,7 @@ def plan(config: PretrainConfig) -> Plan:
     t = config.train
     for option, value, least in (("--seq-len", config.seq_len, 8), ("--batch-size", config.batch_size, 1),
                                  ("--steps", t.steps, 0), ("--warmup", t.warmup_steps, 0),
-                                 ("--grad-accumulation", t.grad_accumulation, 1), ("--log-every", t.log_every, 1),
-                                 ("--eval-every", t.eval_every, 1), ("--save-every", t.save_every, 1),
-                                 ("--workers", config.workers, 0)):
+                                 ("--grad-accumulation", t.grad_accumulation, 1), ("--workers", config.workers, 0)):
         if value < least:
             raise ValueError(f"{option} must be ≥ {least}, got {value}")
     if not t.learning_rate > 0 or not 0 < mask_rate < 1 or not 0 <= config.held_out_documents < 1:
@@ -125,8 +123,11 @@ def plan(config: PretrainConfig) -> Plan:
 def build(config: PretrainConfig):
     """Check the arguments, prepare or open the corpus, read its tokenizer, build the batches and the model."""
     p = plan(config)
-    if config.train.steps < 1:
-        raise ValueError(f"--steps must be ≥ 1, got {config.train.steps}")
+    t = config.train                      # (distillation sets these per stage: checked here, for pretraining)
+    for option, value in (("--steps", t.steps), ("--log-every", t.log_every), ("--eval-every", t.eval_every),
+                          ("--save-every", t.save_every)):
+        if value < 1:
+            raise ValueError(f"{option} must be ≥ 1, got {value}")
     corpus, tokenizer = prepared_corpus(config)
     p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
