@@ -87,8 +87,11 @@ class SentencePairs:
     def __len__(self) -> int:
         return self.size
 
-    def sentences(self, d: int, first: int = 0, last: int | None = None) -> list[np.ndarray]:
-        tokens, ends = self.corpus.tokens(self.documents.start + d), self.corpus.sentence_ends(self.documents.start + d)
+    def sentences(self, d: int, first: int = 0, last: int | None = None,
+                  ends: np.ndarray | None = None) -> list[np.ndarray]:
+        """Sentences [first, last) of document d (`ends`: its sentence ends, when already read)."""
+        tokens = self.corpus.tokens(self.documents.start + d)
+        ends = self.corpus.sentence_ends(self.documents.start + d) if ends is None else ends
         starts = np.concatenate([[0], ends[:-1]])
         return [tokens[s:e] for s, e in zip(starts[first:last], ends[first:last])]
 
@@ -97,7 +100,7 @@ class SentencePairs:
         k, ends = index - int(self.start[d]), self.corpus.sentence_ends(self.documents.start + d)
         first = int(np.searchsorted(ends, k * self.max_tokens, side="right"))          # holds token k·T
         last = max(int(np.searchsorted(ends, (k + 1) * self.max_tokens, side="right")), first + 1)
-        chunk = self.sentences(d, first, last)
+        chunk = self.sentences(d, first, last, ends)
         target = self.max_tokens if rng.random() >= self.short_seq_prob else int(rng.integers(2, self.max_tokens + 1))
         pieces = chunk if len(chunk) >= 2 else _halves(chunk[0], rng)                   # a lone sentence: its halves
         split = int(rng.integers(1, len(pieces))) if len(pieces) >= 2 else 1

@@ -194,7 +194,7 @@ def prepare(config: PrepareConfig) -> dict:
         for record in _run(jobs, workers, out / TOKENIZER_DIR, config.backend):
             done[record["name"]] = record
             bar.update(record["bytes"])
-    return _finish(out, plan, [done[n] for n in names], config)
+    return _finish(out, plan, [done[n] for n in names], config, len(tokenizer))
 
 
 def _run(jobs: list, workers: int, tokenizer_dir: Path, backend: str):
@@ -276,7 +276,7 @@ def _continue_or_start(out: Path, plan: dict) -> dict:
     return plan
 
 
-def _finish(out: Path, plan: dict, records: list[dict], config: PrepareConfig) -> dict:
+def _finish(out: Path, plan: dict, records: list[dict], config: PrepareConfig, vocab_size: int) -> dict:
     """Check what was read, hash the sources, write manifest.json (last: its presence means finished)."""
     stats = sum((corpora.ReadStats(**r["stats"]) for r in records), corpora.ReadStats())
     if stats.records and not stats.records_with_field:
@@ -288,7 +288,7 @@ def _finish(out: Path, plan: dict, records: list[dict], config: PrepareConfig) -
                                   f"that tokenizes to anything")
     sources = [{**s, "sha256": _sha256(s["path"])} for s in plan["sources"]]
     manifest = {"format": plan["format"], "id_dtype": plan["id_dtype"], "tokenizer_sha256": plan["tokenizer_sha256"],
-                "tokenizer": TOKENIZER_DIR, "vocab_size": len(WordPieceTokenizer.from_pretrained(out / TOKENIZER_DIR)),
+                "tokenizer": TOKENIZER_DIR, "vocab_size": vocab_size,
                 "text_field": plan["text_field"], "sources": sources,
                 "documents": documents, "sentences": sum(r["sentences"] for r in records),
                 "tokens": sum(r["tokens"] for r in records), "characters": sum(r["characters"] for r in records),
