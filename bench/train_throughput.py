@@ -247,8 +247,7 @@ def run_minibert(bench: Bench, batches, impls, warmup: int, steps: int) -> list[
     import jax.numpy as jnp
     from flax import nnx
 
-    import minibert  # noqa: F401  (registers every family)
-    from minibert.models import registry
+    from minibert.models import auto
     from minibert.nn.attention import set_attention_implementation
     from minibert.nn.packing import set_token_capacity
     from minibert.training.loop import TrainConfig, Trainer
@@ -259,7 +258,7 @@ def run_minibert(bench: Bench, batches, impls, warmup: int, steps: int) -> list[
     for impl in [i for i in IMPLS if i in impls and i.startswith("minibert")]:
         sparse = impl == "minibert"
         data = batches if sparse else [dense(b) for b in batches]
-        model_class = registry.MODELS[bench.minibert_class]
+        model_class = auto.model_class_by_name(bench.minibert_class)
         model = model_class(model_class.config_class(**bench.model), dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
         check_matmul_parameters(bench, model)
         set_attention_implementation(model, attention_implementation("auto"))

@@ -16,11 +16,20 @@ from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, 
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
 from minibert.models.outputs import ModelOutput
-from minibert.models import finetuning  # noqa: F401  (registers the task heads: *ForSequenceClassification, ...)
+from minibert.models.auto import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForMultipleChoice,
+                                  AutoModelForNextSentencePrediction, AutoModelForPreTraining,
+                                  AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                                  AutoModelForTokenClassification)
 from minibert.quantization import quantize_pretrained
 from minibert.tokenization import Encoding, WordPieceTokenizer
+# the documented submodules, reachable after `import minibert` (parity imports torch only when `compare` runs)
+from minibert import parity  # noqa: F401,E402
+from minibert.tasks import embeddings, pipelines  # noqa: F401,E402
 
 __all__ = [
+    "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForMultipleChoice", "AutoModelForNextSentencePrediction",
+    "AutoModelForPreTraining", "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification",
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
     "ConvBertConfig", "ConvBertForMaskedLM", "ConvBertModel",
     "ElectraConfig", "ElectraForMaskedLM", "ElectraForPreTraining", "ElectraModel", "ElectraPretrainer",

@@ -1,8 +1,12 @@
 """The `minibert` command line: prepare, pretrain, fill-mask, parity, assignment make, finetune, the task
-pipelines (text-/token-classification, question-answering), distill and quantize.
+pipelines (text-/token-classification, question-answering, feature-extraction, sentence-embedding), distill and
+quantize.
 
-Each subcommand is a thin wrapper over a library function; `python -m minibert` works the same. Bad input
-(a missing file, a bad record, an option out of range) ends with one line naming it, not a traceback.
+Each subcommand is a thin wrapper over a library function; `python -m minibert` works the same. An option's
+default and valid range are read from its library config's dataclass field (`option`, `minibert.options`), so
+`--help` shows what the library does and a value out of range fails at parse time (exit status 2). Every error
+ends in one line on stderr, not a traceback (`run`: exit 1 for bad input, 130 when interrupted, and a line that
+says how to get the traceback — MINIBERT_TRACEBACK=1 — for anything unexpected).
 """
 
 from __future__ import annotations
@@ -10,16 +14,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from minibert.options import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range, range_of
+
 
 def parity(args) -> int:
     from minibert.parity import compare, format_table
 
     rows = compare(args.model, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed)
     print(format_table(rows, args.tolerance))
-    worst = max(rows, key=lambda r: r.max_abs_diff)
-    ok = worst.max_abs_diff <= args.tolerance
-    print(f"{'PASS' if ok else 'FAIL'}: largest difference {worst.max_abs_diff:.3e} at {worst.name} "
-          f"(tolerance {args.tolerance:g})")
+    worst = max(rows, key=lambda r: r.relative_diff)
+    ok = worst.passes(args.tolerance)
+    print(f"{'PASS' if ok else 'FAIL'}: largest relative difference {worst.relative_diff:.3e} at {worst.name} "
+          f"(max |diff| {worst.max_abs_diff:.3e}, max |ref| {worst.reference_scale:.3e}; tolerance {args.tolerance:g})")
     return 0 if ok else 1
 
 
@@ -145,7 +151,6 @@ def finetune(args) -> int:
 
 
 def _task_model(path):
-    import minibert.models.finetuning  # noqa: F401  (registers the task heads)
     from minibert.checkpoints.hf import from_pretrained
     from minibert.tokenization.tokenizer import WordPieceTokenizer
 
@@ -183,6 +188,37 @@ def question_answering_command(args) -> int:
     return 0
 
 
+def feature_extraction_command(args) -> int:
+    """One JSON line per text: {"text", "features"}, its (1, seq, hidden) first output as nested lists."""
+    import json
+
+    from minibert.tasks.pipelines import feature_extraction
+
+    model, tokenizer = _task_model(args.model)
+    for text, features in zip(args.text, feature_extraction(model, tokenizer, args.text, max_length=args.max_length)):
+        print(json.dumps({"text": text, "features": features}))
+    return 0
+
+
+def sentence_embedding_command(args) -> int:
+    """One JSON line per text, {"text", "embedding"}; or the (n, dim) float32 array saved to --output (.npy)."""
+    import json
+
+    import numpy as np
+
+    from minibert.tasks.embeddings import SentenceEncoder
+
+    vectors = SentenceEncoder.from_pretrained(args.model).encode(args.text, batch_size=args.batch_size,
+                                                                 normalize_embeddings=args.normalize)
+    if args.output:
+        np.save(args.output, vectors)
+        print(f"saved {vectors.shape[0]} embeddings of {vectors.shape[1]} dimensions to {args.output}")
+        return 0
+    for text, vector in zip(args.text, vectors):
+        print(json.dumps({"text": text, "embedding": vector.tolist()}))
+    return 0
+
+
 def quantize_command(args) -> int:
     import json
     from pathlib import Path
@@ -216,49 +252,102 @@ def quantize_command(args) -> int:
     return 0
 
 
-def add_corpus_arguments(p, *, mask_help: str, attention_help: str) -> None:
-    """The text, the examples and their masking: what pretraining and distillation share."""
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help: each option's line ends with its default, unless it has none (None, a flag's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of `minibert` and of every subcommand (argparse makes the subparsers of this class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        """A bad argument: one line on stderr (not the whole usage), exit status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def option(p, flag: str, defaults, field: str, help: str, **kwargs) -> None:
+    """An option whose default and valid range are those of the dataclass field `field` of `defaults` (a config
+    instance): the one source of both, so the CLI and the library never disagree."""
+    valid = range_of(defaults, field)
+    p.add_argument(flag, default=getattr(defaults, field), type=valid.parse if valid else None,
+                   help=f"{help}; {valid}" if valid else help, **kwargs)
+
+
+def add_corpus_arguments(p, defaults, *, mask_help: str, attention_help: str) -> None:
+    """The text, the examples and their masking: what pretraining and distillation share (`defaults`: the
+    command's PretrainConfig or DistillConfig)."""
     p.add_argument("--corpus", nargs="+", help="text files or folders, prepared into OUTPUT/data first (default: the "
                                                "embedded Python docstrings); see `minibert prepare` for other formats")
     p.add_argument("--data", help="a corpus prepared by `minibert prepare` (instead of --corpus)")
-    p.add_argument("--workers", type=int, default=0, help="processes that prepare --corpus (0: every core)")
-    p.add_argument("--text-field", default="text", help="the text's field when --corpus is JSON Lines or Parquet")
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--mask-rate", type=float, help=mask_help)
+    option(p, "--workers", defaults, "workers", "processes that prepare --corpus (0: every core)")
+    option(p, "--text-field", defaults, "text_field", "the text's field when --corpus is JSON Lines or Parquet")
+    option(p, "--seq-len", defaults, "seq_len", "tokens per example")
+    option(p, "--batch-size", defaults, "batch_size", "examples per micro-batch (over every device)")
+    option(p, "--mask-rate", defaults, "mask_rate", mask_help)
     p.add_argument("--whole-word", action="store_true", help="mask every piece of a chosen word")
-    p.add_argument("--attention", default="auto", choices=["auto", "reference", "fused"], help=attention_help)
+    option(p, "--attention", defaults, "attention", attention_help, choices=["auto", "reference", "fused"])
 
 
-def add_training_arguments(p, *, steps: int | None, lr: float, warmup: int | None, eval_every: int, save_every: int,
-                           output: str, steps_help: str = "optimizer updates", warmup_help: str | None = None,
-                           eval_help: str | None = None, save_help: str | None = None) -> None:
-    """The options `train_config` reads (the training loop's), plus the compute dtype, with this command's defaults."""
-    p.add_argument("--steps", type=int, default=steps, help=steps_help)
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--warmup", type=int, default=warmup, help=warmup_help)
-    p.add_argument("--decay", default="linear", choices=["linear", "cosine"])
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--grad-accumulation", type=int, default=1)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=eval_every, help=eval_help)
-    p.add_argument("--save-every", type=int, default=save_every, help=save_help)
-    p.add_argument("--output", default=output)
+def add_training_arguments(p, defaults, *, steps_help: str = "optimizer updates", warmup_help: str = "warmup updates",
+                           eval_help: str = "micro-steps between held-out evaluations",
+                           save_help: str = "micro-steps between resumable (orbax) checkpoints") -> None:
+    """The options `train_config` reads (the training loop's), plus the compute dtype; their defaults are the
+    command's config's (`defaults`: a PretrainConfig, DistillConfig or FinetuneConfig instance)."""
+    t = defaults.train
+    option(p, "--steps", t, "steps", steps_help)
+    option(p, "--lr", t, "learning_rate", "peak learning rate")
+    option(p, "--warmup", t, "warmup_steps", warmup_help)
+    option(p, "--decay", t, "decay", "learning-rate decay after the warmup", choices=["linear", "cosine"])
+    option(p, "--weight-decay", t, "weight_decay", "AdamW's decoupled weight decay")
+    option(p, "--grad-accumulation", t, "grad_accumulation", "micro-batches per optimizer update")
+    option(p, "--dtype", defaults, "dtype", "compute dtype (parameters stay float32)", choices=["float32", "bfloat16"])
+    option(p, "--seed", t, "seed", "seed of the initialisation, dropout and data order")
+    option(p, "--log-every", t, "log_every", "micro-steps between logged records (metrics.jsonl)")
+    option(p, "--eval-every", t, "eval_every", eval_help)
+    option(p, "--save-every", t, "save_every", save_help)
+    option(p, "--output", t, "output_dir", "the output directory")
     p.add_argument("--resume", action="store_true", help="continue from the output directory's last checkpoint")
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minibert")
+    except PackageNotFoundError:
+        return "(not installed: run from a source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
+    from minibert.training.distill import DistillConfig
+    from minibert.training.finetune import FinetuneConfig, evaluate_classifier
+    from minibert.training.prepare import PrepareConfig
+    from minibert.training.pretrain import PretrainConfig
+
+    parser = Parser(prog="minibert", description="The BERT family of encoders, from scratch in JAX: prepare a corpus, "
+                                                 "pretrain, fine-tune, distil, quantize, run pipelines, check parity.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    from minibert.parity import TOLERANCE, compare
 
     p = commands.add_parser("parity", help="compare a Hugging Face checkpoint in minibert and in PyTorch, stage by stage")
     p.add_argument("model", help="Hugging Face model directory (config.json + weights)")
-    p.add_argument("--batch-size", type=int, default=3)
-    p.add_argument("--seq-len", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tolerance", type=float, default=1e-5, help="max abs difference allowed (default 1e-5)")
+    defaults = compare.__kwdefaults__
+    p.add_argument("--batch-size", type=AT_LEAST_1.parse, default=defaults["batch_size"], help="rows of the random batch")
+    p.add_argument("--seq-len", type=AT_LEAST_1.parse, default=defaults["seq_len"],
+                   help="tokens per row (at most the model's max_position_embeddings)")
+    p.add_argument("--seed", type=AT_LEAST_0.parse, default=defaults["seed"], help="seed of the random batch")
+    p.add_argument("--tolerance", type=POSITIVE.parse, default=TOLERANCE,
+                   help="largest max |diff| / max |reference| that passes, at any stage (see minibert/parity.py)")
     p.set_defaults(run=parity)
 
     p = commands.add_parser("prepare", help="tokenize a corpus once into shards of token ids, for pretrain --data")
@@ -267,30 +356,31 @@ def build_parser() -> argparse.ArgumentParser:
                                                "files (default: the embedded Python docstrings)")
     p.add_argument("--output", required=True, help="the prepared directory (a killed run continues in it)")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on a sample of the corpus)")
-    p.add_argument("--vocab-size", type=int, default=4000, help="entries of a trained vocabulary (default 4000)")
-    p.add_argument("--vocab-sample", type=float, default=100.0, help="MB of text a vocabulary is trained on, at most (default 100)")
+    defaults = PrepareConfig(corpus=None, output="")
+    option(p, "--vocab-size", defaults, "vocab_size", "entries of a trained vocabulary")
+    option(p, "--vocab-sample", defaults, "vocab_sample_mb", "MB of text a vocabulary is trained on, at most")
     p.add_argument("--cased", action="store_true", help="keep case and accents")
-    p.add_argument("--workers", type=int, default=0, help="processes (0: every core)")
-    p.add_argument("--backend", default="minibert", choices=["minibert", "tokenizers"],
-                   help="tokenizer implementation: from scratch (default), or the Rust tokenizers (identical ids)")
-    p.add_argument("--text-field", default="text", help="the text's field in JSON Lines, Parquet and datasets (default text)")
+    option(p, "--workers", defaults, "workers", "processes (0: every core)")
+    option(p, "--backend", defaults, "backend", "tokenizer implementation: from scratch, or the Rust tokenizers "
+                                                "(identical ids)", choices=["minibert", "tokenizers"])
+    option(p, "--text-field", defaults, "text_field", "the text's field in JSON Lines, Parquet and datasets")
     p.add_argument("--strict", action="store_true", help="records without text and undecodable lines are errors "
                                                          "(default: skipped and counted)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the vocabulary's sample (default 0)")
+    option(p, "--seed", defaults, "seed", "seed of the vocabulary's sample")
     p.set_defaults(run=prepare)
 
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny BERT on Python's docstrings)")
-    p.add_argument("--family", default="bert")
-    p.add_argument("--size", default="tiny", help="tiny, mini, small, base, or a paper config (see presets.py)")
+    defaults = PretrainConfig()
+    option(p, "--family", defaults, "family", "bert, mobilebert, convbert, electra, mosaicbert or modernbert")
+    option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
     p.add_argument("--objective", help="mlm, mlm+nsp (or rtd for electra); default: the family's own")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")
-    p.add_argument("--vocab-size", type=int, default=4000)
+    option(p, "--vocab-size", defaults, "vocab_size", "entries of a trained vocabulary")
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased)")
-    add_corpus_arguments(p, mask_help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)",
-                         attention_help="attention implementation (default auto: fused jax.nn.dot_product_attention "
-                                        "on GPU/TPU, the reference einsum on CPU)")
-    add_training_arguments(p, steps=600, lr=1e-3, warmup=60, eval_every=200, save_every=200,
-                           output="runs/minibert-tiny")
+    add_corpus_arguments(p, defaults, mask_help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)",
+                         attention_help="attention implementation (auto: fused jax.nn.dot_product_attention on "
+                                        "GPU/TPU, the reference einsum on CPU)")
+    add_training_arguments(p, defaults)
     p.add_argument("--demo", nargs="*", help="fill-mask sentences to print at the end")
     p.set_defaults(run=pretrain)
 
@@ -298,89 +388,111 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(MobileBERT's layer-wise transfer, then pretraining distillation); "
                                             "for task distillation see finetune --teacher")
     p.add_argument("--teacher", required=True, help="the teacher: a pretrained masked LM directory with vocab.txt")
-    p.add_argument("--family", default="mobilebert", help="the student's family")
-    p.add_argument("--size", default="tiny", help="the student's size preset (see presets.py)")
-    p.add_argument("--transfer-steps", type=int, default=300,
-                   help="updates of layer-wise feature-map and attention transfer before pretraining distillation")
+    defaults = DistillConfig()
+    option(p, "--family", defaults, "family", "the student's family")
+    option(p, "--size", defaults, "size", "the student's size preset (see presets.py)")
+    option(p, "--transfer-steps", defaults, "transfer_steps",
+           "updates of layer-wise feature-map and attention transfer before pretraining distillation")
     p.add_argument("--progressive", action="store_true",
                    help="transfer one layer at a time, the layers below frozen (MobileBERT §3.6)")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the MLM loss against the KD loss")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the KD loss")
-    add_corpus_arguments(p, mask_help="masking rate (default: the student family's)",
+    option(p, "--alpha", defaults, "alpha", "weight of the MLM loss against the KD loss")
+    option(p, "--temperature", defaults, "temperature", "softmax temperature of the KD loss")
+    add_corpus_arguments(p, defaults, mask_help="masking rate (default: the student family's)",
                          attention_help="attention implementation (the transfer stages record maps on the reference "
                                         "path)")
-    add_training_arguments(p, steps=300, lr=1e-3, warmup=30, eval_every=100, save_every=200, output="runs/distilled",
-                           steps_help="updates of pretraining distillation (MLM + KD)",
+    add_training_arguments(p, defaults, steps_help="updates of pretraining distillation (MLM + KD)",
                            warmup_help="warmup updates (at most a tenth of each stage)",
                            eval_help="updates between held-out evaluations of the student")
     p.set_defaults(run=distill)
 
     p = commands.add_parser("fill-mask", help="top-k predictions for every [MASK] in a text")
     p.add_argument("--model", required=True, help="a model directory with its tokenizer files")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("text", nargs="+")
+    p.add_argument("--top-k", type=AT_LEAST_1.parse, default=5, help="predictions per mask")
+    p.add_argument("text", nargs="+", help="texts with [MASK] tokens")
     p.set_defaults(run=fill_mask_command)
 
     p = commands.add_parser("assignment", help="course mode: the student version of minibert and its autograder")
     steps = p.add_subparsers(dest="step", required=True)
     p = steps.add_parser("make", help="write OUT_DIR/minibert with the graded functions stubbed, and OUT_DIR/autograder")
-    p.add_argument("out_dir")
+    p.add_argument("out_dir", help="where to write the course (created)")
     p.add_argument("--solution", action="store_true", help="keep the reference bodies (to check the autograder)")
     p.set_defaults(run=assignment_make)
 
     p = commands.add_parser("finetune", help="fine-tune a model on GLUE-style TSV, CoNLL NER or SQuAD; keep the best")
-    p.add_argument("--task", required=True, choices=["glue", "ner", "squad"])
+    p.add_argument("--task", required=True, choices=["glue", "ner", "squad"],
+                   help="glue: sequence classification, ner: token classification, squad: question answering")
     p.add_argument("--model", required=True, help="Hugging Face model directory with vocab.txt (pretrained or fine-tuned)")
     p.add_argument("--train", required=True, help="training file: TSV with a header, CoNLL, or SQuAD JSON (.json/.zip)")
     p.add_argument("--eval", help="dev file, scored at every evaluation; the best model is kept")
-    p.add_argument("--max-length", type=int, help="tokens per row (default 128; squad 384)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--warmup-ratio", type=float, default=0.1, help="warmup as a fraction of the steps")
-    p.add_argument("--train-limit", type=int, help="train on a seeded random subset of this many examples")
-    p.add_argument("--eval-limit", type=int, help="score only the first examples of the dev file")
-    p.add_argument("--doc-stride", type=int, default=128, help="squad: step between context windows, in tokens")
-    p.add_argument("--max-query-length", type=int, default=64)
-    p.add_argument("--max-answer-length", type=int, default=30)
-    add_training_arguments(p, steps=None, lr=5e-5, warmup=None, eval_every=200, save_every=1000,
-                           output="runs/finetune", steps_help="optimizer updates (instead of --epochs)",
+    defaults = FinetuneConfig()
+    option(p, "--max-length", defaults, "max_length", "tokens per row (default 128; squad 384)")
+    option(p, "--batch-size", defaults, "batch_size", "training examples per micro-batch")
+    option(p, "--eval-batch-size", defaults, "eval_batch_size", "dev examples per forward pass")
+    option(p, "--epochs", defaults, "epochs", "passes over the training examples (unless --steps)")
+    option(p, "--warmup-ratio", defaults, "warmup_ratio", "warmup as a fraction of the steps (unless --warmup)")
+    option(p, "--train-limit", defaults, "train_limit", "train on a seeded random subset of this many examples")
+    option(p, "--eval-limit", defaults, "eval_limit", "score only the first examples of the dev file")
+    option(p, "--doc-stride", defaults, "doc_stride", "squad: step between context windows, in tokens")
+    option(p, "--max-query-length", defaults, "max_query_length", "squad: question tokens kept")
+    option(p, "--max-answer-length", defaults, "max_answer_length", "squad: tokens of a predicted answer, at most")
+    add_training_arguments(p, defaults, steps_help="optimizer updates (instead of --epochs)",
                            warmup_help="warmup steps (instead of --warmup-ratio)",
                            eval_help="steps between dev evaluations (a multiple of --log-every)",
                            save_help="steps between resumable (orbax) checkpoints")
+    p.set_defaults(steps=None, warmup=None)         # unset: --epochs and --warmup-ratio decide them
     p.add_argument("--teacher", help="task distillation: a fine-tuned model of the same task, labels and vocabulary "
                                      "whose soft labels the model learns")
-    p.add_argument("--alpha", type=float, default=0.5, help="with --teacher: weight of the task loss")
-    p.add_argument("--temperature", type=float, default=1.0, help="with --teacher: softmax temperature")
+    option(p, "--alpha", defaults, "alpha", "with --teacher: weight of the task loss")
+    option(p, "--temperature", defaults, "temperature", "with --teacher: softmax temperature")
     p.set_defaults(run=finetune)
 
     p = commands.add_parser("text-classification", help="label texts with a sequence-classification model")
-    p.add_argument("--model", required=True)
-    p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("text", nargs="+")
+    p.add_argument("--model", required=True, help="a fine-tuned model directory with its tokenizer files")
+    p.add_argument("--top-k", type=AT_LEAST_1.parse, default=1, help="labels per text, best first")
+    p.add_argument("text", nargs="+", help="texts to label")
     p.set_defaults(run=text_classification_command)
 
     p = commands.add_parser("token-classification", help="named entities in texts, with a token-classification model")
-    p.add_argument("--model", required=True)
-    p.add_argument("--aggregation", default="simple", choices=["none", "simple", "first", "average", "max"])
-    p.add_argument("text", nargs="+")
+    p.add_argument("--model", required=True, help="a fine-tuned model directory with its tokenizer files")
+    p.add_argument("--aggregation", default="simple", choices=["none", "simple", "first", "average", "max"],
+                   help="how word pieces group into entities (Hugging Face's aggregation_strategy)")
+    p.add_argument("text", nargs="+", help="texts to tag")
     p.set_defaults(run=token_classification_command)
 
     p = commands.add_parser("question-answering", help="the answer to a question, extracted from a context")
-    p.add_argument("--model", required=True)
-    p.add_argument("--context", required=True)
-    p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("question")
+    p.add_argument("--model", required=True, help="a fine-tuned model directory with its tokenizer files")
+    p.add_argument("--context", required=True, help="the text that holds the answer")
+    p.add_argument("--top-k", type=AT_LEAST_1.parse, default=1, help="answers, best first")
+    p.add_argument("question", help="the question")
     p.set_defaults(run=question_answering_command)
+
+    p = commands.add_parser("feature-extraction", help="each text's token vectors (the model's first output), "
+                                                       "as JSON lines")
+    p.add_argument("--model", required=True, help="a model directory with its tokenizer files")
+    p.add_argument("--max-length", type=AT_LEAST_1.parse, help="tokens kept per text (default: "
+                                                                 "max_position_embeddings)")
+    p.add_argument("text", nargs="+", help="texts to encode")
+    p.set_defaults(run=feature_extraction_command)
+
+    p = commands.add_parser("sentence-embedding", help="one vector per text from a sentence-transformers directory "
+                                                       "(modules.json: pooling, normalization), as JSON lines")
+    p.add_argument("--model", required=True, help="a sentence-transformers directory (e.g. all-MiniLM-L6-v2)")
+    p.add_argument("--batch-size", type=AT_LEAST_1.parse, default=32, help="texts per forward pass")
+    p.add_argument("--normalize", action="store_true", help="unit-length vectors even without a Normalize module")
+    p.add_argument("--output", help="save the (n, dim) float32 array to this .npy file instead of printing")
+    p.add_argument("text", nargs="+", help="texts to embed")
+    p.set_defaults(run=sentence_embedding_command)
 
     p = commands.add_parser("quantize", help="int8 weights (per-channel, symmetric) for a smaller file; "
                                              "optionally score float and int8 on a dev set")
     p.add_argument("model", help="Hugging Face model directory (config.json + weights)")
     p.add_argument("out_dir", help="where to write the int8 directory (loads with minibert.from_pretrained)")
     p.add_argument("--eval", help="GLUE-style dev TSV: score the float and the int8 sequence classifier on it")
-    p.add_argument("--eval-limit", type=int, help="score only the first examples of the dev file")
-    p.add_argument("--max-length", type=int, default=128, help="tokens per row")
-    p.add_argument("--eval-batch-size", type=int, default=64)
+    scoring = evaluate_classifier.__kwdefaults__
+    p.add_argument("--eval-limit", type=AT_LEAST_1.parse, help="score only the first examples of the dev file")
+    p.add_argument("--max-length", type=Range(8).parse, default=scoring["max_length"], help="tokens per row")
+    p.add_argument("--eval-batch-size", type=AT_LEAST_1.parse, default=scoring["batch_size"],
+                   help="dev examples per forward pass")
     p.set_defaults(run=quantize_command)
     return parser
 
@@ -390,14 +502,38 @@ def main(argv=None) -> int:
     return args.run(args)
 
 
+TRACEBACK_VARIABLE = "MINIBERT_TRACEBACK"
+
+
 def run(argv=None) -> int:
-    """The console entry point: `main`, with bad input reported in one line on stderr (exit status 1)."""
+    """The console entry point: `main`, with every error ending in one line on stderr, never a traceback.
+
+    exit 2   bad arguments (argparse: "argument --batch-size: must be ≥ 1, got 0")
+    exit 1   bad input found later: a missing or malformed file, a key a config lacks, a missing optional
+             dependency (ImportError: torch for parity), a training run that diverges (FloatingPointError)
+    exit 130 interrupted (Ctrl-C); a training run resumes from its last checkpoint with --resume
+    exit 1   anything else is a bug in minibert: one line naming the exception, and how to see its traceback —
+             set MINIBERT_TRACEBACK=1, which lets every error (bad input too) raise with its traceback.
+    """
+    import os
+
     from minibert.training.prepare import PrepareError
 
+    if os.environ.get(TRACEBACK_VARIABLE):
+        return main(argv)
     try:
         return main(argv)
-    except (ValueError, OSError, PrepareError) as error:      # CorpusError, CheckpointError are ValueErrors
-        print(f"minibert: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("minibert: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, KeyError, ImportError, PrepareError, FloatingPointError) as error:
+        # (CorpusError, CheckpointError and json.JSONDecodeError are ValueErrors; FileNotFoundError an OSError)
+        message = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+        print(f"minibert: error: {message}", file=sys.stderr)
+        return 1
+    except Exception as error:                                  # a bug: say so, and how to see where
+        print(f"minibert: internal error: {type(error).__name__}: {error} (a bug in minibert; set "
+              f"{TRACEBACK_VARIABLE}=1 for the traceback)", file=sys.stderr)
         return 1
 
 

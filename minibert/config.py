@@ -3,12 +3,18 @@
 A config holds the hyper-parameters of the architecture and nothing else. Keys of a `config.json`
 that the family does not use (`transformers_version`, `id2label`, ...) are kept in `extra` and written
 back unchanged, so a Hugging Face directory survives a round trip through minibert.
+
+As in transformers, any config can be created, written and read back; whether it describes a model that can be
+built is checked when one is built: each family's bare encoder calls `config.validate()` (field types, then the
+family's own rules), which raises TypeError / ValueError naming the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +42,18 @@ class PretrainedConfig:
         extra = {k: v for k, v in values.items() if k not in names and k != "model_type"}
         return cls(**known, extra=extra)
 
+    def type_errors(self) -> list[str]:
+        """One line per field whose value is not of its annotated type (an int where a float is declared is fine)."""
+        hints = typing.get_type_hints(type(self))
+        return [f"{f.name} must be {_type_name(hints[f.name])}, got {getattr(self, f.name)!r}"
+                for f in dataclasses.fields(self) if not _matches(getattr(self, f.name), hints[f.name])]
+
+    def validate(self) -> None:
+        """Raise TypeError for a field of the wrong type; families add their own rules (ValueError)."""
+        errors = self.type_errors()
+        if errors:
+            raise TypeError(f"{type(self).__name__}: " + "; ".join(errors))
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         return {**self.extra, **values, "model_type": self.model_type}
@@ -47,6 +65,52 @@ class PretrainedConfig:
     def save(self, directory: str | Path) -> None:
         path = Path(directory) / CONFIG_NAME
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# ---- labels of the task heads: Hugging Face's keys in `extra` -------------------------------------------------
+
+DEFAULT_NUM_LABELS = 2  # transformers' default when a config names no labels
+
+
+def id2label(config) -> dict[int, str]:
+    """{class id: name} from config.json's `id2label`, else LABEL_0 … LABEL_{n−1}."""
+    names = config.extra.get("id2label")
+    if names:
+        return {int(i): name for i, name in names.items()}
+    n = int(config.extra.get("num_labels", config.extra.get("_num_labels", DEFAULT_NUM_LABELS)))
+    return {i: f"LABEL_{i}" for i in range(n)}
+
+
+def num_labels(config) -> int:
+    return len(id2label(config))
+
+
+def set_labels(config, names: list[str]) -> None:
+    """Write `id2label` / `label2id` (Hugging Face's keys) for the class names, in id order."""
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"label names must be unique and non-empty, got {names}")
+    for key in ("num_labels", "_num_labels"):
+        config.extra.pop(key, None)
+    config.extra["id2label"] = {str(i): name for i, name in enumerate(names)}
+    config.extra["label2id"] = {name: i for i, name in enumerate(names)}
+
+
+
+def _matches(value, hint) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(hint))
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    kind = typing.get_origin(hint) or hint
+    if kind in (int, float):
+        return isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint)
 
 
 @dataclasses.dataclass
@@ -71,7 +135,8 @@ class BertConfig(PretrainedConfig):
     pad_token_id: int = 0
     tie_word_embeddings: bool = True
 
-    def __post_init__(self):
+    def validate(self) -> None:
+        super().validate()
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"

@@ -33,8 +33,8 @@ The saved format is a Hugging Face directory:
   "symmetric": true, "per_channel_axis": 0}`;
 - the tokenizer files the input has.
 
-`minibert.from_pretrained(dir)` reads it back into a float32 model: `checkpoints/hf.read_state_dict` hands the
-tensors to `dequantize_state_dict`, which replaces every `<key>` and `<key>_scale` pair by the float32 ŵ, and
+`minibert.from_pretrained(dir)` reads it back into a float32 model: `checkpoints/files.read_state_dict` hands the
+tensors to `dequantize_state_dict` (in `checkpoints/files.py`, the readers' table), which replaces every `<key>` and `<key>_scale` pair by the float32 ŵ, and
 the usual loader then checks keys and shapes. The config read back does not carry `quantization_config` (the
 model holds float32 weights), so saving that model again writes an ordinary float32 directory — the way back to
 `transformers`.
@@ -49,16 +49,15 @@ from pathlib import Path
 
 import numpy as np
 
-from minibert.checkpoints import hf
-from minibert.config import CONFIG_NAME
+from minibert.checkpoints import files
+from minibert.checkpoints.files import CONFIG_NAME, INT8_METHOD as QUANT_METHOD, SCALE_SUFFIX, dequantize
+from minibert.checkpoints.files import INT8_WEIGHTS as WEIGHTS_NAME
+from minibert.models import auto
 
-QUANT_METHOD = "minibert_int8"
 QUANTIZATION_CONFIG = {"quant_method": QUANT_METHOD, "bits": 8, "symmetric": True, "per_channel_axis": 0}
-SCALE_SUFFIX = "_scale"
 QMAX = 127                                       # symmetric: q ∈ [−127, 127]
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 REPORT_NAME = "quantization_report.json"
-WEIGHTS_NAME = "model.int8.safetensors"
 
 
 def quantize(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,11 +69,6 @@ def quantize(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.where(peak > 0, peak / QMAX, 1.0).astype(np.float32)           # S_i = max_j |w_ij| / 127
     q = np.clip(np.round(weight / scale), -QMAX, QMAX).astype(np.int8)        # q_ij = clip(round(w_ij / S_i))
     return q, scale
-
-
-def dequantize(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """ŵ = q · S, float32."""
-    return np.asarray(q, np.float32) * np.asarray(scale, np.float32)          # ŵ_ij = q_ij · S_i
 
 
 def quantizes(tensor: np.ndarray) -> bool:
@@ -126,13 +120,13 @@ def quantize_pretrained(model_dir: str | Path, out_dir: str | Path) -> Quantizat
         raise FileNotFoundError(f"{model_dir} does not exist or is not a directory")
     if out_dir.resolve() == model_dir.resolve():
         raise ValueError(f"the output directory is the model directory {model_dir}: choose another one")
-    hf.read_config(model_dir)                                  # a model directory of a family minibert knows
-    values = json.loads((model_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+    values = files.read_config_dict(model_dir)
+    auto.config_class_for(values)                              # a model directory of a family minibert knows
     if "quantization_config" in values:
         raise ValueError(f"{model_dir} is already quantized (config.json quantization_config "
                          f"{values['quantization_config']})")
-    weight_files = hf.weight_files(model_dir)
-    tensors = hf.read_state_dict(model_dir)
+    weight_files = files.weight_files(model_dir)
+    tensors = files.read_state_dict(model_dir)
     if any(t.dtype == np.int8 for t in tensors.values()):
         raise ValueError(f"{model_dir} already holds int8 tensors: it is already quantized")
 
@@ -161,29 +155,3 @@ def quantize_pretrained(model_dir: str | Path, out_dir: str | Path) -> Quantizat
             shutil.copyfile(model_dir / name, out_dir / name)
     return QuantizationReport(rows, kept, sum(f.stat().st_size for f in weight_files),
                               (out_dir / WEIGHTS_NAME).stat().st_size)
-
-
-def dequantize_state_dict(tensors: dict[str, np.ndarray], quantization_config: dict | None) -> dict[str, np.ndarray]:
-    """A checkpoint's tensors with every int8 `<key>` and its `<key>_scale` replaced by the float32 `<key>`;
-    unchanged when the directory's config.json has no `quantization_config`."""
-    if quantization_config is None:
-        return tensors
-    method = quantization_config.get("quant_method")
-    if method != QUANT_METHOD:
-        raise ValueError(f"config.json quantization_config has quant_method {method!r}: minibert reads only "
-                         f"{QUANT_METHOD!r} (its own int8 format)")
-    quantized = [k for k, v in tensors.items() if v.dtype == np.int8]
-    unscaled = [k for k in quantized if k + SCALE_SUFFIX not in tensors]
-    orphans = [k for k in tensors if k.endswith(SCALE_SUFFIX) and k[:-len(SCALE_SUFFIX)] not in tensors]
-    misshaped = [f"{k + SCALE_SUFFIX} {tensors[k + SCALE_SUFFIX].shape} for {k} {tensors[k].shape}"
-                 for k in quantized if k not in unscaled and
-                 tensors[k + SCALE_SUFFIX].shape != (tensors[k].shape[0],) + (1,) * (tensors[k].ndim - 1)]
-    if unscaled or orphans or misshaped:
-        parts = [f"{title} ({len(keys)}):\n  " + "\n  ".join(keys) for title, keys in
-                 (("int8 tensors without a scale", unscaled), ("scales without their tensor", orphans),
-                  ("scales of the wrong shape", misshaped)) if keys]
-        raise hf.CheckpointError("the quantized checkpoint is incomplete:\n" + "\n".join(parts))
-    quantized = set(quantized)
-    scales = {k + SCALE_SUFFIX for k in quantized}
-    return {k: dequantize(v, tensors[k + SCALE_SUFFIX]) if k in quantized else v
-            for k, v in tensors.items() if k not in scales}

@@ -9,7 +9,7 @@ from flax import nnx
 from minibert import presets
 from minibert.distillation import (Distiller, attention_transfer_loss, feature_map_loss, layer_map, normalize,
                                    soft_target_loss)
-from minibert.models import registry
+from minibert.models import auto
 from minibert.nn.attention import record_attention_maps
 
 RNG = np.random.default_rng(0)
@@ -106,7 +106,7 @@ def test_layer_map_is_uniform(student, teacher, expected):
 
 def tiny(family, vocab=120, **overrides):
     f, values = presets.preset(family, "tiny")
-    model_class = registry.MODELS[f.objectives["mlm"]]
+    model_class = auto.model_class_by_name(f.objectives["mlm"])
     config = model_class.config_class(**{**values, "vocab_size": vocab, "pad_token_id": 0, **overrides})
     model = model_class(config, rngs=nnx.Rngs(1))
     model.eval()

@@ -1,1 +1,2 @@
-"""Checkpoints: Hugging Face directories (`hf`) and, for training, orbax train state."""
+"""Checkpoints: Hugging Face models (`hf`: load and save; `files`: the files and their readers; `hub`: Hub names
+through huggingface_hub's cache) and, for training, orbax train state."""

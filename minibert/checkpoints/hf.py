@@ -1,19 +1,24 @@
-"""Load and save Hugging Face model directories: `config.json` + `model.safetensors`.
+"""Load and save Hugging Face models: `config.json` + weights, from a directory or a Hub name.
 
 minibert modules are named like their `transformers` counterparts and store weights in PyTorch's layout,
 so a parameter's path in the module tree, joined with dots, *is* its checkpoint key, with the same shape.
-What remains is bookkeeping, done here once for every family:
-- reading every file format a directory may hold (single or sharded safetensors; `pytorch_model.bin`
-  when torch is installed), old names (`gamma`/`beta` for LayerNorm weight/bias) and trainer state dicts
-  whose every key starts with `model.`; config dialects that a family `claims`;
-- the base-model prefix (`bert.`): a bare-encoder checkpoint loads into a model with heads and back;
-- keys that are not parameters (`position_ids` buffers, tied copies of the word embeddings), per class;
-- one error naming *all* missing, unexpected and mis-shaped weights.
+What remains is bookkeeping, done here once for every family, as `transformers`' `from_pretrained` does it:
+- the files (`checkpoints/files.py`: safetensors single or sharded, `pytorch_model.bin`, int8) and Hub names
+  (`checkpoints/hub.py`); config dialects that a family `claims` (`models/auto.py`);
+- key spellings: old names (`gamma`/`beta` for LayerNorm weight/bias), trainer state dicts whose every key starts
+  with `model.`, the base-model prefix (`bert.`) added or removed, so a bare encoder loads into a model with heads
+  and back;
+- keys that are not parameters: buffers a model recomputes (`position_ids`, `embeddings.token_type_ids`, rotary
+  `inv_freq`), wherever they appear, and tied copies of the word embeddings, per class (`ignored_checkpoint_keys`);
+- what does not match, reported in one warning (logger "minibert.checkpoints.hf") as transformers does: weights
+  the model has and the checkpoint lacks keep the model's own initialisation (a fresh head, a pooler), weights the
+  model does not use are dropped (pretraining heads), and mis-shaped weights are an error unless
+  `ignore_mismatched_sizes=True` (then initialised too). A checkpoint holding none of the encoder is an error.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 from pathlib import Path
 
@@ -21,85 +26,21 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from minibert.config import CONFIG_NAME
-from minibert.models import registry
+from minibert.checkpoints import hub
+from minibert.checkpoints.files import SAFETENSORS, CheckpointError, read_state_dict, weight_files
+from minibert.config import set_labels
+from minibert.models import auto
+from minibert.models.auto import read_config
 
-SAFETENSORS = "model.safetensors"
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-TORCH_BIN = "pytorch_model.bin"
-TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
+__all__ = ["CheckpointError", "from_pretrained", "load_state_dict", "model_state_dict", "read_config",
+           "read_state_dict", "save_pretrained", "weight_files"]
+
+logger = logging.getLogger(__name__)
+
 LEGACY_NAMES = {"gamma": "weight", "beta": "bias"}
 TRAINER_PREFIX = "model."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message names every offending key."""
-
-
-def read_config(path: str | Path):
-    path = Path(path)
-    if not (path / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not a Hugging Face model directory")
-    values = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
-    values.pop("quantization_config", None)  # int8 weights are dequantized on load (read_state_dict)
-    dialect = [c for c in registry.CONFIGS.values() if c.claims(values)]
-    return (dialect[0] if dialect else registry.config_class_for(values.get("model_type"))).from_dict(values)
-
-
-def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """All tensors of a model directory as float32/int numpy arrays, keyed by checkpoint name; those of an int8
-    directory (config.json `quantization_config`, written by minibert/quantization.py) dequantized."""
-    from minibert import quantization  # (quantization.py imports this module)
-
-    path = Path(path)
-    config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8")) if (path / CONFIG_NAME).is_file() else {}
-    if "quantization_config" in config:
-        if not (path / quantization.WEIGHTS_NAME).is_file():
-            raise FileNotFoundError(f"{path} is quantized (config.json quantization_config) but has no "
-                                    f"{quantization.WEIGHTS_NAME}")
-        tensors = _read_safetensors(path / quantization.WEIGHTS_NAME)
-        return quantization.dequantize_state_dict(tensors, config["quantization_config"])
-    return _read_tensors(path)
-
-
-def weight_files(path: Path) -> list[Path]:
-    """The file(s) holding a directory's weights, in order of preference: safetensors (single, or the shards its
-    index lists), then PyTorch's pytorch_model.bin (single or sharded)."""
-    for single, index in ((SAFETENSORS, SAFETENSORS_INDEX), (TORCH_BIN, TORCH_BIN_INDEX)):
-        if (path / single).is_file():
-            return [path / single]
-        if (path / index).is_file():
-            shards = json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values()
-            return [path / shard for shard in sorted(set(shards))]
-    raise FileNotFoundError(f"{path} has no weights: expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN}")
-
-
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
-    tensors = {}
-    for file in weight_files(path):
-        tensors.update(_read_torch(file) if file.suffix == ".bin" else _read_safetensors(file))
-    return tensors
-
-
-def _read_safetensors(file: Path) -> dict[str, np.ndarray]:
-    from safetensors import safe_open
-
-    with safe_open(file, framework="flax") as f:  # the flax reader handles bfloat16, numpy's does not
-        return {k: _to_numpy(f.get_tensor(k)) for k in f.keys()}
-
-
-def _read_torch(file: Path) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError as e:
-        raise ImportError(f"{file} is a PyTorch pickle; reading it needs torch installed (or convert it to safetensors)") from e
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
-
-
-def _to_numpy(array) -> np.ndarray:
-    array = jnp.asarray(array)
-    return np.asarray(array.astype(jnp.float32) if jnp.issubdtype(array.dtype, jnp.floating) else array)
+# buffers that every family recomputes: present in some checkpoints, never parameters (transformers ignores them too)
+RECOMPUTED_BUFFERS = (r"(^|\.)position_ids$", r"(^|\.)embeddings\.token_type_ids$", r"inv_freq$")
 
 
 def model_state_dict(model: nnx.Module) -> dict[str, nnx.Param]:
@@ -107,26 +48,52 @@ def model_state_dict(model: nnx.Module) -> dict[str, nnx.Param]:
     return {".".join(map(str, path)): param for path, param in nnx.to_flat_state(nnx.state(model, nnx.Param))}
 
 
-def load_state_dict(model, tensors: dict[str, np.ndarray]) -> None:
-    """Copy checkpoint tensors into `model`, or raise one CheckpointError naming every problem."""
+def load_state_dict(model, tensors: dict[str, np.ndarray], *, ignore_mismatched_sizes: bool = False) -> dict:
+    """Copy checkpoint tensors into `model`, as transformers loads a state dict: what the model lacks is dropped,
+    what the checkpoint lacks keeps its initialisation. Returns transformers' loading info, {"missing_keys",
+    "unexpected_keys", "mismatched_keys" [(key, checkpoint shape, model shape)], "error_msgs"}, and logs it in one
+    warning. Raises CheckpointError naming every mis-shaped weight (unless `ignore_mismatched_sizes`: then they are
+    initialised and reported), or when the checkpoint holds none of the model's encoder."""
     expected = model_state_dict(model)
     tensors = normalise_keys(model, tensors, expected)
-    missing = [f"{k} {tuple(v.shape)}" for k, v in expected.items() if k not in tensors]
-    unexpected = [f"{k} {tuple(v.shape)}" for k, v in tensors.items() if k not in expected]
-    misshaped = [f"{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}"
-                 for k, v in tensors.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
-    if missing or unexpected or misshaped:
-        parts = [f"{title} ({len(keys)}):\n  " + "\n  ".join(keys)
-                 for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys]
-        raise CheckpointError(f"checkpoint does not fit {type(model).__name__}:\n" + "\n".join(parts))
-    for key, param in expected.items():
-        param.set_value(jnp.asarray(tensors[key], dtype=param.dtype))
+    mismatched = [(k, tuple(v.shape), tuple(expected[k].shape))
+                  for k, v in tensors.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if mismatched and not ignore_mismatched_sizes:
+        raise CheckpointError(f"checkpoint does not fit {type(model).__name__}: mis-shaped ({len(mismatched)}), pass "
+                              f"ignore_mismatched_sizes=True to initialise them instead:\n  " +
+                              "\n  ".join(f"{k}: checkpoint {c}, model {m}" for k, c, m in mismatched))
+    loaded = [k for k in expected if k in tensors and k not in {m[0] for m in mismatched}]
+    if not any(k.startswith(_encoder_prefix(model)) for k in loaded):
+        raise CheckpointError(f"the checkpoint holds none of {type(model).__name__}'s encoder weights (a model of "
+                              f"another family?); its keys start: {', '.join(sorted(tensors)[:5]) or 'none'}")
+    for key in loaded:
+        expected[key].set_value(jnp.asarray(tensors[key], dtype=expected[key].dtype))
+    info = {"missing_keys": sorted(k for k in expected if k not in tensors),
+            "unexpected_keys": sorted(k for k in tensors if k not in expected),
+            "mismatched_keys": mismatched, "error_msgs": []}
+    _warn(type(model).__name__, info)
+    return info
+
+
+def _encoder_prefix(model) -> str:
+    return "" if model.is_base_model or not model.base_model_prefix else model.base_model_prefix + "."
+
+
+def _warn(name: str, info: dict) -> None:
+    parts = [f"{title} ({len(keys)}): {', '.join(keys)}" for title, keys in (
+        ("not in the checkpoint, newly initialised", info["missing_keys"]),
+        ("in the checkpoint, not used", info["unexpected_keys"]),
+        ("mis-shaped, newly initialised", [f"{k} checkpoint {c} model {m}" for k, c, m in info["mismatched_keys"]]))
+        if keys]
+    if parts:
+        logger.warning("loading %s: %s", name, "; ".join(parts))
 
 
 def normalise_keys(model, tensors: dict, expected: dict) -> dict:
     """A checkpoint's keys as `model`'s parameters are named: trainer prefixes stripped, old LayerNorm names
-    (gamma/beta) renamed, the base-model prefix added or removed, and keys the class says to ignore dropped."""
-    if all(k.startswith(TRAINER_PREFIX) for k in tensors):                  # a Composer / trainer state dict
+    (gamma/beta) renamed, the base-model prefix added or removed, and recomputed buffers and keys the class says to
+    ignore (tied copies) dropped."""
+    if tensors and all(k.startswith(TRAINER_PREFIX) for k in tensors):      # a Composer / trainer state dict
         tensors = {k[len(TRAINER_PREFIX):]: v for k, v in tensors.items()}
     renamed = {}
     for key, value in tensors.items():
@@ -137,8 +104,8 @@ def normalise_keys(model, tensors: dict, expected: dict) -> dict:
         renamed = {prefix + k: v for k, v in renamed.items()}
     base_prefix = _base_prefix_of(model, renamed)
     if base_prefix:                                                          # model with heads → bare encoder
-        renamed = {k[len(base_prefix):]: v for k, v in renamed.items() if k.startswith(base_prefix)}
-    ignored = [re.compile(p) for p in model.ignored_checkpoint_keys]
+        renamed = {k[len(base_prefix):] if k.startswith(base_prefix) else k: v for k, v in renamed.items()}
+    ignored = [re.compile(p) for p in (*RECOMPUTED_BUFFERS, *model.ignored_checkpoint_keys)]
     return {k: v for k, v in renamed.items() if k in expected or not any(p.search(k) for p in ignored)}
 
 
@@ -146,25 +113,45 @@ def _base_prefix_of(model, tensors: dict) -> str | None:
     """When a bare encoder reads a checkpoint saved with heads, the prefix to strip (e.g. 'bert.')."""
     if not model.is_base_model:
         return None
-    for model_class in registry.MODELS.values():
-        prefix = model_class.base_model_prefix + "."
-        if model_class.config_class is model.config_class and model_class.base_model_prefix and \
-                any(k.startswith(prefix) for k in tensors):
-            return prefix
-    return None
+    prefix = auto.model_class(model.config_class.model_type, "masked-lm").base_model_prefix + "."
+    return prefix if any(k.startswith(prefix) for k in tensors) else None
 
 
-def from_pretrained(path: str | Path, *, model_class: type | None = None, dtype=jnp.float32):
-    """Build the model that `config.json` names (or `model_class`) and load its weights; eval mode."""
+def apply_overrides(config, overrides: dict) -> None:
+    """Set config fields (or, for keys the family does not have, `extra` entries) before a model is built;
+    `num_labels=n` names the labels LABEL_0 … LABEL_{n−1}, as transformers does."""
+    fields = set(config.__dataclass_fields__) - {"extra"}
+    for key, value in overrides.items():
+        if key == "num_labels":
+            set_labels(config, [f"LABEL_{i}" for i in range(value)])
+        elif key == "id2label":
+            set_labels(config, [value[i] for i in sorted(value, key=int)])
+        elif key in fields:
+            setattr(config, key, value)
+        else:
+            config.extra[key] = value
+
+
+def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None, dtype=jnp.float32,
+                    ignore_mismatched_sizes: bool = False, output_loading_info: bool = False, cache_dir=None,
+                    local_files_only: bool = False, revision: str | None = None, **config_overrides):
+    """Build the model that `config.json` names (or `model_class`) and load its weights; eval mode.
+
+    `name_or_path`: a directory, or a Hub name (`checkpoints/hub.py`: cache_dir, local_files_only, revision).
+    `config_overrides` (num_labels=3, id2label={0: "neg", ...}, problem_type=..., any config field) are set on
+    the config before the model is built. Returns the model, or (model, loading info) with `output_loading_info`
+    (see `load_state_dict`, which also says what is initialised, dropped, or an error)."""
+    path = hub.resolve(name_or_path, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision)
     config = read_config(path)
-    model_class = model_class or registry.model_class_for(config)
+    apply_overrides(config, config_overrides)
+    model_class = model_class or auto.model_class_for(config)
     if model_class.config_class is not type(config):
         raise ValueError(f"{model_class.__name__} expects a {model_class.config_class.model_type!r} config, "
                          f"{path} holds a {config.model_type!r} one")
     model = model_class(config, dtype=dtype, rngs=nnx.Rngs(0))
-    load_state_dict(model, read_state_dict(path))
+    info = load_state_dict(model, read_state_dict(path), ignore_mismatched_sizes=ignore_mismatched_sizes)
     model.eval()
-    return model
+    return (model, info) if output_loading_info else model
 
 
 def save_pretrained(model, path: str | Path) -> None:

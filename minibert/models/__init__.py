@@ -1,1 +1,1 @@
-"""Models: each family composes `minibert.nn` pieces; `registry` maps config names to classes."""
+"""Models: each family composes `minibert.nn` pieces; `auto` maps config names to modules and classes."""

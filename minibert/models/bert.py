@@ -4,6 +4,7 @@ Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers for Langua
     §3.2  input = LayerNorm(token + position + segment embeddings)          → nn/embeddings.py
     §3    L layers of: h = LN(x + MultiHeadAttention(x)); out = LN(h + FFN(h))  → nn/attention.py, nn/feedforward.py
     §3.1  heads: masked LM (tied to the token embeddings) and NSP on the pooled [CLS]  → models/heads.py
+          (BertForMaskedLM, BertForPreTraining; BertForNextSentencePrediction has the NSP head alone)
 Module attribute names are Hugging Face's, so `bert.encoder.layer.3.attention.self.query.weight` is both
 a path in this module tree and a key in a `transformers` checkpoint.
 """
@@ -15,9 +16,8 @@ from flax import nnx
 from minibert import losses
 from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import Pooler, PreTrainingHeads, select_masked
+from minibert.models.heads import NextSentencePredictionHead, Pooler, PreTrainingHeads, select_masked
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.nn.attention import MultiHeadSelfAttention, padding_mask
 from minibert.nn.embeddings import Embeddings
 from minibert.nn.feedforward import Intermediate, PostNormOutput
@@ -67,7 +67,6 @@ class BertEncoder(nnx.Module):
         return x, tuple(states)
 
 
-@register_model
 class BertModel(PreTrainedModel):
     """The bare encoder: (batch, seq) ids → last_hidden_state (batch, seq, hidden), pooler_output (batch, hidden)."""
 
@@ -76,6 +75,7 @@ class BertModel(PreTrainedModel):
 
     def __init__(self, config: BertConfig, *, add_pooling_layer: bool = True, dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None):
+        config.validate()
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
@@ -87,8 +87,8 @@ class BertModel(PreTrainedModel):
         self.encoder = BertEncoder(c, dtype=dtype, rngs=rngs)
         self.pooler = Pooler(c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs) if add_pooling_layer else None
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
-        x = self.embeddings(input_ids, token_type_ids)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, inputs_embeds=None):
+        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)
         last, states = self.encoder(x, padding_mask(attention_mask))
         return ModelOutput(last_hidden_state=last,
                            pooler_output=None if self.pooler is None else self.pooler(last),
@@ -113,8 +113,9 @@ class _BertWithHeads(PreTrainedModel):
                                     dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                next_sentence_label=None, masked_positions=None):
-        out = self.bert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
+                next_sentence_label=None, masked_positions=None, inputs_embeds=None):
+        out = self.bert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                                inputs_embeds=inputs_embeds)
         scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
         logits = self.cls.predictions(scored, self.bert.embeddings.word_embeddings.weight[...])
         nsp_logits = self.cls.seq_relationship(out.pooler_output) if self.nsp else None
@@ -122,7 +123,6 @@ class _BertWithHeads(PreTrainedModel):
         return out.replace(logits=logits, seq_relationship_logits=nsp_logits, loss=loss)
 
 
-@register_model
 class BertForMaskedLM(_BertWithHeads):
     """BERT with the masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels`.
     Given `masked_positions` (batch, n), the head runs there only (sparse head): logits (batch, n, vocab),
@@ -131,9 +131,31 @@ class BertForMaskedLM(_BertWithHeads):
     nsp = False
 
 
-@register_model
 class BertForPreTraining(_BertWithHeads):
-    """BERT with MLM and NSP heads; loss = MLM + NSP given `labels` and `next_sentence_label`; sparse MLM head
-    given `masked_positions`, as `BertForMaskedLM`."""
+    """BERT with MLM and NSP heads: prediction_logits (batch, seq, vocab) (also `logits`), seq_relationship_logits
+    (batch, 2); loss = MLM + NSP given `labels` and `next_sentence_label`; sparse MLM head given
+    `masked_positions`, as `BertForMaskedLM`."""
 
     nsp = True
+
+
+class BertForNextSentencePrediction(PreTrainedModel):
+    """BERT with the NSP head only (§3.1, task #2): logits (batch, 2), class 0 = "B follows A";
+    loss = cross-entropy given `labels` (batch,)."""
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+
+    def __init__(self, config: BertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        rngs = rngs or nnx.Rngs(0)
+        self.config = config
+        self.bert = BertModel(config, dtype=dtype, rngs=rngs)
+        self.cls = NextSentencePredictionHead(config.hidden_size, init_std=config.initializer_range, dtype=dtype,
+                                              rngs=rngs)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.bert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                                inputs_embeds=inputs_embeds)
+        logits = self.cls(out.pooler_output)
+        return out.replace(logits=logits, loss=None if labels is None else losses.next_sentence_loss(logits, labels))

@@ -25,7 +25,6 @@ from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertAttention, BertEncoder, BertLayer
 from minibert.models.heads import PredictionHeadTransform, select_masked
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.nn.activations import activation
 from minibert.nn.attention import dot_product_attention, padding_bias
 from minibert.nn.dynamic_conv import SeparableConv1D, span_based_dynamic_convolution
@@ -59,8 +58,8 @@ class ConvBertConfig(BertConfig):
         """Each head's width: half of hidden_size / h, so that h attention + h conv heads fill hidden_size."""
         return self.hidden_size // self.num_mixed_heads // 2
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         if self.head_ratio < 1:
             raise ValueError(f"head_ratio must be ≥ 1, got {self.head_ratio}")
         heads = self.num_mixed_heads
@@ -158,7 +157,6 @@ class ConvBertEncoder(BertEncoder):
         self.layer = nnx.List([ConvBertLayer(config, dtype=dtype, rngs=rngs) for _ in range(config.num_hidden_layers)])
 
 
-@register_model
 class ConvBertModel(PreTrainedModel):
     """The bare encoder: (batch, seq) ids → last_hidden_state (batch, seq, hidden). No pooler.
 
@@ -168,6 +166,7 @@ class ConvBertModel(PreTrainedModel):
     is_base_model = True
 
     def __init__(self, config: ConvBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        config.validate()
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
@@ -180,8 +179,8 @@ class ConvBertModel(PreTrainedModel):
                                           rngs=rngs) if c.embedding_size != c.hidden_size else None)
         self.encoder = ConvBertEncoder(c, dtype=dtype, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
-        x = self.embeddings(input_ids, token_type_ids)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, inputs_embeds=None):
+        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)              # (batch, seq, embedding_size)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         last, states = self.encoder(x, padding_bias(attention_mask))
@@ -214,7 +213,6 @@ class GeneratorLMHead(nnx.Module):
         return jnp.einsum("...e,ve->...v", h, weight.astype(h.dtype)) + self.bias[...].astype(h.dtype)
 
 
-@register_model
 class ConvBertForMaskedLM(PreTrainedModel):
     """ConvBERT with the generator's masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy
     given `labels` (-100 where nothing is predicted). Given `masked_positions` (batch, n), the head runs there
@@ -234,8 +232,9 @@ class ConvBertForMaskedLM(PreTrainedModel):
                                                  init_std=c.initializer_range, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                masked_positions=None):
-        out = self.convbert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
+                masked_positions=None, inputs_embeds=None):
+        out = self.convbert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                                    inputs_embeds=inputs_embeds)
         scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
         logits = self.generator_lm_head(self.generator_predictions(scored),
                                         self.convbert.embeddings.word_embeddings.weight[...])

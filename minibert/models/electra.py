@@ -26,7 +26,6 @@ from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel, signature_fields
 from minibert.models.bert import BertEncoder
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.nn.activations import activation
 from minibert.nn.attention import padding_mask
 from minibert.nn.embeddings import Embeddings
@@ -98,7 +97,6 @@ class ElectraGeneratorLMHead(nnx.Module):
         return jnp.einsum("...e,ve->...v", h, table.astype(self.dtype)) + self.bias[...].astype(self.dtype)
 
 
-@register_model
 class ElectraModel(PreTrainedModel):
     """The bare encoder: (batch, seq) ids → last_hidden_state (batch, seq, hidden). No pooler.
 
@@ -108,6 +106,7 @@ class ElectraModel(PreTrainedModel):
     is_base_model = True
 
     def __init__(self, config: ElectraConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        config.validate()
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
@@ -120,15 +119,14 @@ class ElectraModel(PreTrainedModel):
                                          rngs=rngs) if c.embedding_size != c.hidden_size else None
         self.encoder = BertEncoder(c, dtype=dtype, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
-        x = self.embeddings(input_ids, token_type_ids)                  # (batch, seq, embedding_size)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, inputs_embeds=None):
+        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)   # (batch, seq, embedding_size)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)                              # (batch, seq, hidden)
         last, states = self.encoder(x, padding_mask(attention_mask))
         return ModelOutput(last_hidden_state=last, hidden_states=states if output_hidden_states else None)
 
 
-@register_model
 class ElectraForPreTraining(PreTrainedModel):
     """The discriminator: logits (batch, seq), > 0 means "replaced"; given `labels` (batch, seq) with
     1 = replaced, 0 = original, loss = binary cross-entropy averaged over attended tokens."""
@@ -142,14 +140,15 @@ class ElectraForPreTraining(PreTrainedModel):
         self.electra = ElectraModel(config, dtype=dtype, rngs=rngs)
         self.discriminator_predictions = ElectraDiscriminatorPredictions(config, dtype=dtype, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
-        out = self.electra.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.electra.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                                   inputs_embeds=inputs_embeds)
         logits = self.discriminator_predictions(out.last_hidden_state)
         loss = None if labels is None else losses.replaced_token_detection_loss(logits, labels, attention_mask)
         return out.replace(logits=logits, loss=loss)
 
 
-@register_model
 class ElectraForMaskedLM(PreTrainedModel):
     """The generator: MLM logits (batch, seq, vocab); given `labels` (-100 where nothing is predicted),
     loss = cross-entropy at the labelled positions."""
@@ -165,8 +164,10 @@ class ElectraForMaskedLM(PreTrainedModel):
         self.generator_predictions = ElectraGeneratorPredictions(config, dtype=dtype, rngs=rngs)
         self.generator_lm_head = ElectraGeneratorLMHead(config, dtype=dtype, rngs=rngs)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
-        out = self.electra.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.electra.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                                   inputs_embeds=inputs_embeds)
         h = self.generator_predictions(out.last_hidden_state)
         logits = self.generator_lm_head(h, self.electra.embeddings.word_embeddings.weight[...])
         loss = None if labels is None else losses.masked_lm_loss(logits, labels)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from minibert.config import BertConfig
+from minibert.config import BertConfig, id2label, num_labels, set_labels  # noqa: F401  (this module's API)
 from minibert.losses import cross_entropy
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertModel
@@ -33,38 +33,12 @@ from minibert.models.electra import ElectraConfig, ElectraModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertModel
 from minibert.models.modernbert import ModernBertModel, ModernBertPredictionHead, _ModernBertPreTrainedModel
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.models.task_heads import ClassificationHead, SequenceSummary, pool
 from minibert.models.task_losses import sequence_classification_loss, span_loss
 from minibert.nn.linear import Linear
 
-DEFAULT_NUM_LABELS = 2  # transformers' default when a config names no labels
 
-
-# ---- labels in the config -----------------------------------------------------------------------------------
-
-def id2label(config) -> dict[int, str]:
-    """{class id: name} from config.json's `id2label`, else LABEL_0 … LABEL_{n−1}."""
-    names = config.extra.get("id2label")
-    if names:
-        return {int(i): name for i, name in names.items()}
-    n = int(config.extra.get("num_labels", config.extra.get("_num_labels", DEFAULT_NUM_LABELS)))
-    return {i: f"LABEL_{i}" for i in range(n)}
-
-
-def num_labels(config) -> int:
-    return len(id2label(config))
-
-
-def set_labels(config, names: list[str]) -> None:
-    """Write `id2label` / `label2id` (Hugging Face's keys) for the class names, in id order."""
-    if len(set(names)) != len(names) or not names:
-        raise ValueError(f"label names must be unique and non-empty, got {names}")
-    for key in ("num_labels", "_num_labels"):
-        config.extra.pop(key, None)
-    config.extra["id2label"] = {str(i): name for i, name in enumerate(names)}
-    config.extra["label2id"] = {name: i for i, name in enumerate(names)}
-
+# ---- labels in the config (id2label, num_labels, set_labels: minibert/config.py) ------------------------------
 
 def classifier_dropout(config) -> float:
     """`classifier_dropout`, falling back to the encoder's hidden dropout, as Hugging Face does."""
@@ -149,17 +123,20 @@ class _TaskModel(PreTrainedModel):
                 self.build_encoder(config, pooler=self.uses_pooler, dtype=dtype, rngs=rngs))
         self.build_head(config, dtype=dtype, rngs=rngs)
 
-    def encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states: bool) -> ModelOutput:
+    def encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states: bool,
+               inputs_embeds=None) -> ModelOutput:
         encoder = getattr(self, self.base_model_prefix)
-        return encoder.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
+        return encoder.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                               inputs_embeds=inputs_embeds)
 
     def linear(self, in_features: int, out_features: int, *, dtype, rngs) -> Linear:
         return Linear(in_features, out_features, init_std=self.config.initializer_range, dtype=dtype, rngs=rngs)
 
 
 class _SequenceClassification(_TaskModel):
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, inputs_embeds)
         logits = self.classify(out, attention_mask)
         loss = None if labels is None else sequence_classification_loss(
             logits, labels, self.config.extra.get("problem_type"))
@@ -201,8 +178,9 @@ class _TokenClassification(_TaskModel):
     def token_logits(self, hidden):
         return self.classifier(self.dropout(hidden))
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, inputs_embeds)
         logits = self.token_logits(out.last_hidden_state)
         return out.replace(logits=logits, loss=None if labels is None else cross_entropy(logits, labels))
 
@@ -217,15 +195,15 @@ class _QuestionAnswering(_TaskModel):
         return self.qa_outputs(hidden)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, start_positions=None,
-                end_positions=None):
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states)
+                end_positions=None, inputs_embeds=None):
+        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, inputs_embeds)
         logits = self.span_logits(out.last_hidden_state)                          # (batch, seq, 2)
         start, end = logits[..., 0], logits[..., 1]
         loss = None
         if start_positions is not None and end_positions is not None:
             loss = span_loss(start, end, start_positions, end_positions)
         return QuestionAnsweringOutput(last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states,
-                                       start_logits=start, end_logits=end, loss=loss)
+                                       attentions=out.attentions, start_logits=start, end_logits=end, loss=loss)
 
 
 def _span_outputs(config) -> int:
@@ -245,10 +223,12 @@ class _MultipleChoice(_TaskModel):
         flat = lambda a: a.reshape(-1, a.shape[-1])
         super().check_inputs(flat(input_ids), flat(attention_mask), flat(token_type_ids))
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
-        batch, choices, seq = input_ids.shape
-        flat = lambda a: a.reshape(batch * choices, seq)
-        out = self.encode(flat(input_ids), flat(attention_mask), flat(token_type_ids), output_hidden_states)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        batch, choices, seq = attention_mask.shape
+        flat = lambda a: None if a is None else a.reshape(batch * choices, seq, *a.shape[3:])  # rows: (context, choice)
+        out = self.encode(flat(input_ids), flat(attention_mask), flat(token_type_ids), output_hidden_states,
+                          flat(inputs_embeds))
         logits = self.score(out, flat(attention_mask))[..., 0].reshape(batch, choices)
         return out.replace(logits=logits, loss=None if labels is None else cross_entropy(logits, labels))
 
@@ -287,82 +267,66 @@ class _SummaryMultipleChoice(_MultipleChoice):
 
 # ---- BERT, MobileBERT, ConvBERT, ELECTRA ---------------------------------------------------------------------
 
-@register_model
 class BertForSequenceClassification(_PooledSequenceClassification, _Bert):
     """BERT + Dropout + Linear(hidden → num_labels) on the pooled [CLS]."""
 
 
-@register_model
 class BertForTokenClassification(_TokenClassification, _Bert):
     """BERT (no pooler) + Dropout + Linear(hidden → num_labels) on every token."""
 
 
-@register_model
 class BertForQuestionAnswering(_QuestionAnswering, _Bert):
     """BERT (no pooler) + `qa_outputs` Linear(hidden → 2): start and end logits."""
 
 
-@register_model
 class BertForMultipleChoice(_PooledMultipleChoice, _Bert):
     """BERT + Dropout + Linear(hidden → 1) on each choice's pooled [CLS]."""
 
 
-@register_model
 class MobileBertForSequenceClassification(_PooledSequenceClassification, _MobileBert):
     """MobileBERT + Dropout + Linear on the pooler output (h_[CLS] itself without `classifier_activation`)."""
 
 
-@register_model
 class MobileBertForTokenClassification(_TokenClassification, _MobileBert):
     """MobileBERT (no pooler) + Dropout + Linear(hidden → num_labels) on every token."""
 
 
-@register_model
 class MobileBertForQuestionAnswering(_QuestionAnswering, _MobileBert):
     """MobileBERT (no pooler) + `qa_outputs` Linear(hidden → 2)."""
 
 
-@register_model
 class MobileBertForMultipleChoice(_PooledMultipleChoice, _MobileBert):
     """MobileBERT + Dropout + Linear(hidden → 1) on each choice's pooler output."""
 
 
-@register_model
 class ConvBertForSequenceClassification(_HeadSequenceClassification, _ConvBert):
     """ConvBERT + ClassificationHead(h_[CLS]) with `hidden_act`."""
 
 
-@register_model
 class ConvBertForTokenClassification(_TokenClassification, _ConvBert):
     """ConvBERT + Dropout + Linear(hidden → num_labels) on every token."""
 
 
-@register_model
 class ConvBertForQuestionAnswering(_QuestionAnswering, _ConvBert):
     """ConvBERT + `qa_outputs` Linear(hidden → 2)."""
 
 
-@register_model
 class ConvBertForMultipleChoice(_SummaryMultipleChoice, _ConvBert):
     """ConvBERT + SequenceSummary (default: the last position) + Linear(hidden → 1)."""
 
 
-@register_model
 class ElectraForSequenceClassification(_HeadSequenceClassification, _Electra):
     """ELECTRA + ClassificationHead(h_[CLS]) with GELU (Clark et al., 2020, Appendix A: GLUE on [CLS])."""
 
 
-@register_model
 class ElectraForTokenClassification(_TokenClassification, _Electra):
     """ELECTRA + Dropout + Linear(hidden → num_labels) on every token."""
 
 
-@register_model
 class ElectraForQuestionAnswering(_QuestionAnswering, _Electra):
     """ELECTRA + `qa_outputs` Linear(hidden → 2)."""
 
 
-@register_model
 class ElectraForMultipleChoice(_SummaryMultipleChoice, _Electra):
     """ELECTRA + SequenceSummary (default: h_[CLS], projected, GELU) + Linear(hidden → 1)."""
 
@@ -392,7 +356,6 @@ class _ModernBert(_ModernBertPreTrainedModel):
         return pool(hidden, attention_mask, self.config.extra.get("classifier_pooling", "cls"), first_real=first_real)
 
 
-@register_model
 class ModernBertForSequenceClassification(_SequenceClassification, _ModernBert):
     """ModernBERT + head on the [CLS] (or mean-pooled) state + Linear(hidden → num_labels)."""
 
@@ -403,7 +366,6 @@ class ModernBertForSequenceClassification(_SequenceClassification, _ModernBert):
         return self.head_logits(self.pooled(out.last_hidden_state, attention_mask))
 
 
-@register_model
 class ModernBertForTokenClassification(_TokenClassification, _ModernBert):
     """ModernBERT + head + Linear(hidden → num_labels) on every token."""
 
@@ -414,7 +376,6 @@ class ModernBertForTokenClassification(_TokenClassification, _ModernBert):
         return self.head_logits(hidden)
 
 
-@register_model
 class ModernBertForQuestionAnswering(_QuestionAnswering, _ModernBert):
     """ModernBERT + head + `classifier` Linear(hidden → 2): start and end logits."""
 
@@ -425,7 +386,6 @@ class ModernBertForQuestionAnswering(_QuestionAnswering, _ModernBert):
         return self.head_logits(hidden)
 
 
-@register_model
 class ModernBertForMultipleChoice(_MultipleChoice, _ModernBert):
     """ModernBERT + head on each choice's pooled state + Linear(hidden → 1); "cls" pooling takes each row's
     first real token, as the reference does here (left padding)."""

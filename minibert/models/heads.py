@@ -64,6 +64,17 @@ class PreTrainingHeads(nnx.Module):
         self.seq_relationship = Linear(hidden_size, 2, init_std=init_std, dtype=dtype, rngs=rngs) if nsp else None
 
 
+class NextSentencePredictionHead(nnx.Module):
+    """`cls.seq_relationship`: W p + b on the pooled [CLS], 2 classes: the NSP head alone (HF `BertOnlyNSPHead`,
+    `MobileBertOnlyNSPHead`); (batch, hidden) → (batch, 2)."""
+
+    def __init__(self, hidden_size: int, *, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.seq_relationship = Linear(hidden_size, 2, init_std=init_std, dtype=dtype, rngs=rngs)
+
+    def __call__(self, pooled: jax.Array) -> jax.Array:
+        return self.seq_relationship(pooled)
+
+
 def select_masked(hidden: jax.Array, masked_positions: jax.Array | None, labels: jax.Array | None) -> jax.Array:
     """The hidden states where the masked-LM loss is scored, for a *sparse* MLM head.
 

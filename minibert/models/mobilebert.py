@@ -23,9 +23,8 @@ from flax import nnx
 from minibert import losses
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import Pooler, PredictionHeadTransform, select_masked
+from minibert.models.heads import NextSentencePredictionHead, Pooler, PredictionHeadTransform, select_masked
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.nn.attention import padding_mask
 from minibert.nn.bottleneck import (Bottleneck, BottleneckOutput, BottleneckSelfAttention, FactorizedEmbeddings,
                                     ResidualProjection)
@@ -78,6 +77,9 @@ class MobileBertConfig(PretrainedConfig):
 
     def __post_init__(self):
         self.extra.pop("true_hidden_size", None)  # derived (see the class docstring)
+
+    def validate(self) -> None:
+        super().validate()
         if self.normalization_type not in NORMALIZATION_TYPES:
             raise ValueError(f"normalization_type {self.normalization_type!r} is not one of {NORMALIZATION_TYPES}")
         if self.true_hidden_size % self.num_attention_heads:
@@ -174,7 +176,6 @@ class MobileBertEncoder(nnx.Module):
         return x, tuple(states)
 
 
-@register_model
 class MobileBertModel(PreTrainedModel):
     """The bare encoder: ids (batch, seq) → last_hidden_state (batch, seq, hidden), pooler_output (batch, hidden).
 
@@ -185,6 +186,7 @@ class MobileBertModel(PreTrainedModel):
 
     def __init__(self, config: MobileBertConfig, *, add_pooling_layer: bool = True, dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None):
+        config.validate()
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
@@ -199,8 +201,8 @@ class MobileBertModel(PreTrainedModel):
         self.pooler = (Pooler(c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
                        if add_pooling_layer and c.classifier_activation else None)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False):
-        x = self.embeddings(input_ids, token_type_ids)
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, inputs_embeds=None):
+        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)
         last, states = self.encoder(x, padding_mask(attention_mask))
         pooled = None
         if self.add_pooling_layer:
@@ -262,9 +264,9 @@ class _MobileBertWithHeads(PreTrainedModel):
         self.cls = MobileBertPreTrainingHeads(config, nsp=self.nsp, dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                next_sentence_label=None, masked_positions=None):
+                next_sentence_label=None, masked_positions=None, inputs_embeds=None):
         out = self.mobilebert.forward(input_ids, attention_mask, token_type_ids,
-                                      output_hidden_states=output_hidden_states)
+                                      output_hidden_states=output_hidden_states, inputs_embeds=inputs_embeds)
         scored = select_masked(out.last_hidden_state, masked_positions, labels)  # all positions, or the masked ones
         logits = self.cls.predictions(scored, self.mobilebert.embeddings.word_embeddings.weight[...])
         nsp_logits = self.cls.seq_relationship(out.pooler_output) if self.nsp else None
@@ -272,7 +274,6 @@ class _MobileBertWithHeads(PreTrainedModel):
         return out.replace(logits=logits, seq_relationship_logits=nsp_logits, loss=loss)
 
 
-@register_model
 class MobileBertForMaskedLM(_MobileBertWithHeads):
     """MobileBERT with the masked-LM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels`.
     Given `masked_positions` (batch, n), the head runs there only: logits (batch, n, vocab), `labels` (batch, n)."""
@@ -280,8 +281,30 @@ class MobileBertForMaskedLM(_MobileBertWithHeads):
     nsp = False
 
 
-@register_model
 class MobileBertForPreTraining(_MobileBertWithHeads):
-    """MobileBERT with MLM and NSP heads; loss = MLM + NSP given `labels` and `next_sentence_label`."""
+    """MobileBERT with MLM and NSP heads: prediction_logits (batch, seq, vocab) (also `logits`),
+    seq_relationship_logits (batch, 2); loss = MLM + NSP given `labels` and `next_sentence_label`."""
 
     nsp = True
+
+
+class MobileBertForNextSentencePrediction(PreTrainedModel):
+    """MobileBERT with the NSP head only: logits (batch, 2) = `cls.seq_relationship`(pooler_output), class 0 =
+    "B follows A"; loss = cross-entropy given `labels` (batch,)."""
+
+    config_class = MobileBertConfig
+    base_model_prefix = "mobilebert"
+
+    def __init__(self, config: MobileBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        rngs = rngs or nnx.Rngs(0)
+        self.config = config
+        self.mobilebert = MobileBertModel(config, dtype=dtype, rngs=rngs)
+        self.cls = NextSentencePredictionHead(config.hidden_size, init_std=config.initializer_range, dtype=dtype,
+                                              rngs=rngs)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.mobilebert.forward(input_ids, attention_mask, token_type_ids,
+                                      output_hidden_states=output_hidden_states, inputs_embeds=inputs_embeds)
+        logits = self.cls(out.pooler_output)
+        return out.replace(logits=logits, loss=None if labels is None else losses.next_sentence_loss(logits, labels))

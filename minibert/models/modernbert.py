@@ -45,7 +45,6 @@ from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.heads import select_masked
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.nn.activations import activation
 from minibert.nn.attention import document_mask, dot_product_attention, window_mask
 from minibert.nn.embeddings import Embedding
@@ -98,6 +97,13 @@ class ModernBertConfig(PretrainedConfig):
     tie_word_embeddings: bool = True
 
     def __post_init__(self):
+        if self.layer_types is None:  # transformers 4.x dialect
+            every = self.extra.get("global_attn_every_n_layers", 3)
+            self.layer_types = [SLIDING if i % every else FULL for i in range(self.num_hidden_layers)]
+        self.rope_parameters = self._rope_parameters()
+
+    def validate(self) -> None:
+        super().validate()
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
                              f"{self.num_attention_heads}")
@@ -105,13 +111,9 @@ class ModernBertConfig(PretrainedConfig):
             raise ValueError(f"rotary embeddings need an even head size, got {self.head_dim}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id {self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})")
-        if self.layer_types is None:  # transformers 4.x dialect
-            every = self.extra.get("global_attn_every_n_layers", 3)
-            self.layer_types = [SLIDING if i % every else FULL for i in range(self.num_hidden_layers)]
         if len(self.layer_types) != self.num_hidden_layers or set(self.layer_types) - {FULL, SLIDING}:
             raise ValueError(f"layer_types must list {FULL!r} or {SLIDING!r} for each of the {self.num_hidden_layers} "
                              f"layers, got {self.layer_types}")
-        self.rope_parameters = self._rope_parameters()
 
     def _rope_parameters(self) -> dict[str, dict[str, Any]]:
         """{layer type: {"rope_type": "default", "rope_theta": θ}}, θ from either dialect (defaults §2.1.2)."""
@@ -150,8 +152,10 @@ class ModernBertEmbeddings(nnx.Module):
         self.norm = LayerNorm(c.hidden_size, eps=c.norm_eps, use_bias=c.norm_bias, dtype=dtype)
         self.drop = nnx.Dropout(c.embedding_dropout, rngs=rngs)
 
-    def __call__(self, input_ids: jax.Array) -> jax.Array:
-        return self.drop(self.norm(self.tok_embeddings(input_ids)))
+    def __call__(self, input_ids: jax.Array | None, inputs_embeds: jax.Array | None = None) -> jax.Array:
+        """`inputs_embeds` (…, seq, hidden), when given instead of input_ids, replaces tok_embeddings[input_ids]."""
+        x = self.tok_embeddings(input_ids) if inputs_embeds is None else inputs_embeds.astype(self.tok_embeddings.dtype)
+        return self.drop(self.norm(x))
 
 
 class ModernBertAttention(nnx.Module):
@@ -237,13 +241,13 @@ class _ModernBertPreTrainedModel(PreTrainedModel):
             check_capacity(attention_mask, encoder.token_capacity, segment_ids)
 
 
-@register_model
 class ModernBertModel(_ModernBertPreTrainedModel):
     """The encoder: (batch, seq) ids → last_hidden_state (batch, seq, hidden), after `final_norm`."""
 
     is_base_model = True
 
     def __init__(self, config: ModernBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        config.validate()
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
@@ -254,8 +258,9 @@ class ModernBertModel(_ModernBertPreTrainedModel):
                                 for i in range(c.num_hidden_layers)])
         self.final_norm = LayerNorm(c.hidden_size, eps=c.norm_eps, use_bias=c.norm_bias, dtype=dtype)
 
-    def encode(self, input_ids: jax.Array, attention_mask: jax.Array, segment_ids: jax.Array | None = None,
-               position_ids: jax.Array | None = None) -> tuple[jax.Array, list[jax.Array], Unpadded | None]:
+    def encode(self, input_ids: jax.Array | None, attention_mask: jax.Array, segment_ids: jax.Array | None = None,
+               position_ids: jax.Array | None = None,
+               inputs_embeds: jax.Array | None = None) -> tuple[jax.Array, list[jax.Array], Unpadded | None]:
         """The encoder in its working layout: (batch, seq, hidden) tensors, or (1, capacity, hidden) when unpadding,
         with the `Unpadded` record that `repad` needs (None when not unpadding). Returns the last hidden state
         and the hidden states (embeddings, then each layer, the last after `final_norm`)."""
@@ -264,12 +269,14 @@ class ModernBertModel(_ModernBertPreTrainedModel):
         half_window = self.config.local_attention // 2              # §2.1.2: local_attention tokens, half each side
         masks = {FULL: document, SLIDING: document & window_mask(seq, half_window, half_window)}
         # 0 … seq−1 per row, holes included (as transformers); restarting at 0 in every packed document
-        positions = default_positions(segment_ids, input_ids.shape) if position_ids is None else position_ids
+        positions = default_positions(segment_ids, attention_mask.shape) if position_ids is None else position_ids
         unpadded = None
-        if self.unpad:
-            input_ids, unpadded = unpad(input_ids, attention_mask, self.token_capacity, segment_ids)
+        if self.unpad:  # the real tokens' ids (or embeddings) in a (1, capacity, …) row
+            tokens, unpadded = unpad(input_ids if inputs_embeds is None else inputs_embeds, attention_mask,
+                                     self.token_capacity, segment_ids)
+            input_ids, inputs_embeds = (tokens, None) if inputs_embeds is None else (None, tokens)
             positions = pack(positions, unpadded)
-        x = self.embeddings(input_ids)
+        x = self.embeddings(input_ids, inputs_embeds)
         states = [x]
         for layer in self.layers:
             x = layer(x, positions, masks, unpadded)
@@ -278,8 +285,8 @@ class ModernBertModel(_ModernBertPreTrainedModel):
         return x, states, unpadded
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
-                position_ids=None):
-        last, states, unpadded = self.encode(input_ids, attention_mask, segment_ids, position_ids)
+                position_ids=None, inputs_embeds=None):
+        last, states, unpadded = self.encode(input_ids, attention_mask, segment_ids, position_ids, inputs_embeds)
         rows = (lambda t: t) if unpadded is None else (lambda t: repad(t, unpadded))
         return ModelOutput(last_hidden_state=rows(last),
                            hidden_states=tuple(map(rows, states)) if output_hidden_states else None)
@@ -316,7 +323,6 @@ class ModernBertDecoder(nnx.Module):
         return logits if self.bias is None else logits + self.bias[...].astype(self.dtype)
 
 
-@register_model
 class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
     """ModernBERT with its MLM head: logits (batch, seq, vocab) = decoder(head(h)); loss = MLM cross-entropy given
     `labels` (-100 = not predicted). When unpadding, the head runs on the real tokens only; given
@@ -333,8 +339,8 @@ class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
         self.decoder = ModernBertDecoder(config, dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
-                position_ids=None, labels=None, masked_positions=None):
-        last, states, unpadded = self.model.encode(input_ids, attention_mask, segment_ids, position_ids)
+                position_ids=None, labels=None, masked_positions=None, inputs_embeds=None):
+        last, states, unpadded = self.model.encode(input_ids, attention_mask, segment_ids, position_ids, inputs_embeds)
         rows = (lambda t: t) if unpadded is None else (lambda t: repad(t, unpadded))
         tok_embeddings = self.model.embeddings.tok_embeddings.weight[...]
         if masked_positions is None:   # dense: the head on every token of the working layout, re-padded

@@ -48,7 +48,6 @@ from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.heads import Pooler, select_masked
 from minibert.models.outputs import ModelOutput
-from minibert.models.registry import register_model
 from minibert.nn.activations import activation
 from minibert.nn.alibi import alibi_bias, alibi_slopes
 from minibert.nn.attention import document_mask, dot_product_attention
@@ -92,7 +91,8 @@ class MosaicBertConfig(PretrainedConfig):
         architectures = [names.get(a, a) for a in values.get("architectures") or []] or None
         return super().from_dict({**values, "architectures": architectures})
 
-    def __post_init__(self):
+    def validate(self) -> None:
+        super().validate()
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
@@ -207,7 +207,6 @@ class MosaicBertEncoder(nnx.Module):
         return states
 
 
-@register_model
 class MosaicBertModel(PreTrainedModel):
     """The bare encoder: (batch, seq) ids → last_hidden_state (batch, seq, hidden), zeros at padding, and
     pooler_output (batch, hidden). `attention_mask` is 0/1; packed documents are `segment_ids` (and optionally
@@ -218,6 +217,7 @@ class MosaicBertModel(PreTrainedModel):
 
     def __init__(self, config: MosaicBertConfig, *, add_pooling_layer: bool = True, dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None):
+        config.validate()
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
@@ -278,7 +278,6 @@ class MosaicBertLMPredictionHead(nnx.Module):
         return self.decoder(h, word_embeddings)
 
 
-@register_model
 class MosaicBertForMaskedLM(PreTrainedModel):
     """MosaicBERT with the masked-LM head: logits (batch, seq, vocab), zeros at padding; loss = MLM
     cross-entropy given `labels` (-100 = not predicted). The head runs on the unpadded tokens only, or, given

@@ -15,9 +15,11 @@ Two implementations compute the same function:
 Attention maps. Distillation's attention transfer (distillation.py) needs the probabilities softmax(q kᵀ/√d)
 of every layer. `record_attention_maps(model)` switches every attention module to sow them (an `AttentionMap`,
 (batch, heads, q_seq, k_seq), on the reference path) and `forward_with_attention_maps` collects them in layer
-order with `nnx.capture`.
+order with `nnx.capture`. A model called with `output_attentions=True` does the same for one call
+(`attention_maps_recorded`), and returns them as `out.attentions`.
 """
 
+import contextlib
 import math
 
 import jax
@@ -115,12 +117,33 @@ def record_attention_maps(model: nnx.Module, on: bool = True) -> None:
             module.record_attention = on
 
 
-def forward_with_attention_maps(model: nnx.Module, *args, **kwargs) -> tuple:
-    """`model(*args, **kwargs)` and the attention maps it recorded, in layer order: a list of
-    (batch, heads, q_seq, k_seq) arrays (empty unless `record_attention_maps(model)` was called)."""
-    out, maps = nnx.capture(lambda m: m(*args, **kwargs), AttentionMap)(model)
+def capture_attention_maps(function, model: nnx.Module) -> tuple:
+    """`function(model)` and the attention maps it recorded, in layer order: a list of (batch, heads, q_seq, k_seq)
+    arrays (empty unless the attention modules record them)."""
+    out, maps = nnx.capture(function, AttentionMap)(model)
     flat = sorted(nnx.to_flat_state(maps), key=lambda item: item[0])  # paths: (…, "layer", 3, …), numeric order
     return out, [probs for _, variable in flat for probs in variable.get_value()]
+
+
+def forward_with_attention_maps(model: nnx.Module, *args, **kwargs) -> tuple:
+    """`model(*args, **kwargs)` and the attention maps it recorded, in layer order (empty unless
+    `record_attention_maps(model)` was called)."""
+    return capture_attention_maps(lambda m: m(*args, **kwargs), model)
+
+
+@contextlib.contextmanager
+def attention_maps_recorded(model: nnx.Module):
+    """Within the block every attention module of `model` records its probabilities (so takes the reference
+    path); each module's own setting is restored after."""
+    modules = [module for _, module in nnx.iter_modules(model) if hasattr(module, "record_attention")]
+    before = [module.record_attention for module in modules]
+    for module in modules:
+        module.record_attention = True
+    try:
+        yield
+    finally:
+        for module, on in zip(modules, before):
+            module.record_attention = on
 
 
 class MultiHeadSelfAttention(nnx.Module):

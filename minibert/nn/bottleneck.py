@@ -53,13 +53,16 @@ class FactorizedEmbeddings(nnx.Module):
         self.LayerNorm = normalization(normalization_type, hidden_size, eps=eps, dtype=dtype)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-        x = self.word_embeddings(input_ids)                        # (batch, seq, embedding_size)
+    def __call__(self, input_ids: jax.Array | None, token_type_ids: jax.Array,
+                 inputs_embeds: jax.Array | None = None) -> jax.Array:
+        """`inputs_embeds` (batch, seq, embedding_size), when given instead of input_ids, replaces word[input_ids]."""
+        x = (self.word_embeddings(input_ids) if inputs_embeds is None  # (batch, seq, embedding_size)
+             else inputs_embeds.astype(self.word_embeddings.dtype))
         if self.trigram_input:
             x = trigram(x)                                         # (batch, seq, 3·embedding_size)
         if self.project:
             x = self.embedding_transformation(x)                   # (batch, seq, hidden)
-        positions = jnp.arange(input_ids.shape[1])[None, :]
+        positions = jnp.arange(token_type_ids.shape[1])[None, :]
         x = x + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 

@@ -44,7 +44,11 @@ class Embeddings(nnx.Module):
         self.LayerNorm = LayerNorm(embedding_size, eps=layer_norm_eps, dtype=dtype)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-        positions = jnp.arange(input_ids.shape[1])[None, :]
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+    def __call__(self, input_ids: jax.Array | None, token_type_ids: jax.Array,
+                 inputs_embeds: jax.Array | None = None) -> jax.Array:
+        """`inputs_embeds` (batch, seq, embedding_size), when given instead of input_ids, replaces word[input_ids]."""
+        words = (self.word_embeddings(input_ids) if inputs_embeds is None
+                 else inputs_embeds.astype(self.word_embeddings.dtype))
+        positions = jnp.arange(token_type_ids.shape[1])[None, :]
+        x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))

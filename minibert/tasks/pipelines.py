@@ -1,24 +1,56 @@
 """Pipelines with Hugging Face's output format.
 
 fill_mask: for every [MASK] in the text, the `top_k` most likely tokens, each as
-    {"score": p, "token": id, "token_str": piece, "sequence": text with the mask filled}.
+    {"score": p, "token": id, "token_str": piece, "sequence": text with the mask filled} (with several masks the
+    sequence keeps the special tokens, the other masks among them, as `transformers` writes it).
 text_classification: {"label", "score"} per text.
 token_classification: {"entity", "score", "index", "word", "start", "end"} per piece, or grouped entities
     {"entity_group", "score", "word", "start", "end"} (aggregation "simple", "first", "average", "max").
 question_answering: {"score", "start", "end", "answer"}, the answer a span of the context.
+feature_extraction: each text's (1, seq, hidden) first output (last_hidden_state), as nested lists or arrays.
 Words are rebuilt from pieces as Hugging Face's BERT tokenizer does ("##" glued on, no space before punctuation).
+
+Each pipeline first checks that the model has its head (`require_head`): a bare encoder given to fill-mask is a
+ValueError naming the class to load instead, not a failure deep inside. Sentence embeddings: tasks/embeddings.py.
 """
 
-import jax
 import numpy as np
 
+from minibert.inference import batched_forward, encoder_inputs
+from minibert.models import auto
 from minibert.models.finetuning import id2label, num_labels
 from minibert.tasks import squad
 from minibert.tokenization.wordpiece import decode
 
+# pipeline → (the auto tasks whose classes have its head, what that head is)
+PIPELINE_HEADS = {
+    "fill-mask": (("masked-lm", "pretraining"), "masked-language-model"),
+    "text-classification": (("sequence-classification",), "sequence-classification"),
+    "token-classification": (("token-classification",), "token-classification"),
+    "question-answering": (("question-answering",), "question-answering (span start/end)"),
+}
+NOT_A_MASKED_LM = {"ElectraForPreTraining"}   # ELECTRA's pretraining model is the replaced-token discriminator
+
+
+def require_head(model, pipeline: str) -> None:
+    """Raise ValueError unless `model` has the head `pipeline` reads, naming the model's class, the missing head
+    and the family's class that has it (e.g. BertModel → BertForMaskedLM for fill-mask)."""
+    tasks, head = PIPELINE_HEADS[pipeline]
+    model_type = model.config.model_type
+    classes = auto.MODEL_CLASSES.get(model_type, {})
+    accepted = [classes[t] for t in tasks if t in classes and classes[t] not in NOT_A_MASKED_LM]
+    name = type(model).__name__
+    if name in accepted:
+        return
+    instead = (f"load {accepted[0]} (config.json's \"architectures\": [\"{accepted[0]}\"]) or a checkpoint "
+               f"fine-tuned with one" if accepted else f"minibert's {model_type} family has no model with one")
+    raise ValueError(f"{pipeline} needs a {head} head, and {name} has none: {instead}")
+
 
 def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
-    """Predict every [MASK] of `text` with a masked-LM model; one list of candidates per mask."""
+    """Predict every [MASK] of `text` with a masked-LM model; one list of candidates per mask. Raises ValueError
+    for a model without an MLM head or a text without [MASK]."""
+    require_head(model, "fill-mask")
     encoding = tokenizer.encode(text)
     ids = np.array([encoding.ids])
     masks = np.flatnonzero(ids[0] == tokenizer.mask_id)
@@ -26,45 +58,19 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
         raise ValueError(f"no [MASK] token in {text!r}")
     logits = model(ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids)).logits
     # a vocabulary padded to a multiple of 64 has rows no token uses: predict among the tokenizer's own
-    probs = np.asarray(jax.nn.softmax(logits[0, masks, :len(tokenizer)].astype("float32"), axis=-1))
+    probs = _softmax(np.asarray(logits, np.float64)[0, masks, :len(tokenizer)])
     results = []
     for position, p in zip(masks, probs):
         candidates = []
-        for token in np.argsort(-p)[:top_k]:
+        for token in np.argsort(-p, kind="stable")[:top_k]:
             filled = ids[0].copy()
             filled[position] = token
+            # one mask: the text without special tokens; several: with them, so the other masks stay (transformers)
+            sequence = tokenizer.decode(filled.tolist(), skip_special_tokens=masks.size == 1)
             candidates.append({"score": float(p[token]), "token": int(token),
-                               "token_str": tokenizer.id_to_token[int(token)],
-                               "sequence": tokenizer.decode(filled.tolist())})
+                               "token_str": tokenizer.id_to_token[int(token)], "sequence": sequence})
         results.append(candidates)
     return results
-
-
-# ---- shared by the task pipelines and fine-tuning --------------------------------------------------------------
-
-def model_inputs(model, arrays: dict) -> dict[str, np.ndarray]:
-    """input_ids, attention_mask, token_type_ids of `arrays`; token types zeroed for a family without them
-    (ModernBERT)."""
-    inputs = {k: np.asarray(arrays[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
-    if getattr(model.config, "type_vocab_size", None) is None:
-        inputs["token_type_ids"] = np.zeros_like(inputs["token_type_ids"])
-    return inputs
-
-
-def batched_forward(model, arrays: dict, batch_size: int,
-                    fields: tuple[str, ...] = ("logits",)) -> dict[str, np.ndarray]:
-    """Run `model` over (n, …) arrays in batches of `batch_size` (the last one filled up by repeating its last
-    row, so that every call has one shape and compiles once); the output `fields`, as (n, …) float32 numpy."""
-    inputs = model_inputs(model, arrays)
-    n = len(inputs["input_ids"])
-    batch_size = min(batch_size, n)
-    outputs = {name: [] for name in fields}
-    for start in range(0, n, batch_size):
-        rows = np.minimum(np.arange(start, start + batch_size), n - 1)
-        out = model(**{k: v[rows] for k, v in inputs.items()})
-        for name in fields:
-            outputs[name].append(np.asarray(getattr(out, name), np.float32)[:min(batch_size, n - start)])
-    return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -74,18 +80,39 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 # ---- text-classification ----------------------------------------------------------------------------------------
 
-def text_classification(model, tokenizer, texts: str | list[str], *, top_k: int | None = 1, batch_size: int = 32,
-                        max_length: int | None = None):
-    """Hugging Face's "text-classification" output. With top_k=1 (the default), a list with {"label": name,
-    "score": p} per text (one text: a list of one). Otherwise each text's `top_k` best (None: every label),
-    best first: a list of them for one text, a list of such lists for several.
+FUNCTIONS = ("softmax", "sigmoid", "none")
 
-    Scores are the softmax over the classes; a sigmoid per class for one output or multi-label problems."""
+
+def score_function(config) -> str:
+    """The function `transformers`' text-classification applies to the logits, from config.json: "none" (the raw
+    score) for `problem_type` "regression"; "sigmoid" per label for "multi_label_classification" or a single
+    label; "softmax" over the labels otherwise."""
+    problem_type = config.extra.get("problem_type")
+    if problem_type == "regression":
+        return "none"
+    if problem_type == "multi_label_classification" or num_labels(config) == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def text_classification(model, tokenizer, texts: str | list[str], *, top_k: int | None = 1, batch_size: int = 32,
+                        max_length: int | None = None, function_to_apply: str | None = None):
+    """Hugging Face's "text-classification" output. With top_k=1 (the default), a list with {"label": name,
+    "score": s} per text (one text: a list of one). Otherwise each text's `top_k` best (None: every label),
+    best first: a list of them for one text, a list of such lists for several. Labels are config.json's
+    `id2label` names (LABEL_i without them).
+
+    `function_to_apply` ("softmax", "sigmoid", "none"; default: `score_function` of the config, as
+    `transformers` chooses it) turns the logits into scores. Raises ValueError for a model without a
+    sequence-classification head or an unknown function."""
+    require_head(model, "text-classification")
+    function = function_to_apply or score_function(model.config)
+    if function not in FUNCTIONS:
+        raise ValueError(f"function_to_apply {function_to_apply!r} is not one of {FUNCTIONS}")
     single = isinstance(texts, str)
     batch = tokenizer([texts] if single else list(texts), padding=True, truncation=True, max_length=max_length)
     logits = batched_forward(model, batch, batch_size)["logits"]
-    multi_label = model.config.extra.get("problem_type") == "multi_label_classification"
-    scores = 1 / (1 + np.exp(-logits)) if num_labels(model.config) == 1 or multi_label else _softmax(logits)
+    scores = {"none": lambda x: x, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "softmax": _softmax}[function](logits)
     names = id2label(model.config)
     results = []
     for row in scores:
@@ -108,6 +135,7 @@ def token_classification(model, tokenizer, text: str, *, aggregation_strategy: s
     grouped into {"entity_group": X, "score" (mean), "word", "start", "end"}. "first" / "average" / "max": each
     word first takes one tag (its first piece's; the average scores'; the most confident piece's), then words are
     grouped the same way. Entries tagged with an `ignore_labels` tag are left out."""
+    require_head(model, "token-classification")
     if aggregation_strategy not in AGGREGATIONS:
         raise ValueError(f"aggregation_strategy {aggregation_strategy!r} is not one of {AGGREGATIONS}")
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -191,7 +219,9 @@ def question_answering(model, tokenizer, question: str, context: str, *, top_k: 
     """Hugging Face's "question-answering" output: {"score", "start", "end", "answer"} (character offsets into
     `context`), or a list of the `top_k` best. The context is cut into windows as for SQuAD (tasks/squad.py,
     `doc_stride` the step between windows); the score is p(start) · p(end), each a softmax over a window's
-    context tokens."""
+    context tokens. The answers are distinct spans: a span that two overlapping windows both propose counts once,
+    with its better score."""
+    require_head(model, "question-answering")
     example = squad.QAExample("0", question, context, [], [])
     features = squad.prepare_features(tokenizer, [example], max_length=max_seq_len, doc_stride=doc_stride,
                                       max_query_length=max_question_len)
@@ -199,3 +229,21 @@ def question_answering(model, tokenizer, question: str, context: str, *, top_k: 
     best = squad.postprocess([example], features, out["start_logits"], out["end_logits"], n_best=max(20, top_k),
                              max_answer_length=max_answer_len, top_k=top_k, probabilities=True)[0]
     return best[0] if top_k == 1 and best else best
+
+
+# ---- feature-extraction ----------------------------------------------------------------------------------------
+
+def feature_extraction(model, tokenizer, texts: str | list[str], *, return_tensors: bool = False,
+                       max_length: int | None = None):
+    """Hugging Face's "feature-extraction" output: per text, the model's first output (a bare encoder's
+    last_hidden_state) for that text alone, shape (1, seq, hidden) with seq its own length (special tokens
+    included) — nested lists, or float32 numpy arrays with `return_tensors`. One text gives one such value, a list
+    of texts a list of them. Texts longer than `max_length` (default: max_position_embeddings) are truncated."""
+    single = isinstance(texts, str)
+    limit = max_length or getattr(model.config, "max_position_embeddings", None)
+    results = []
+    for text in [texts] if single else list(texts):
+        inputs = encoder_inputs(model, tokenizer([text], truncation=limit is not None, max_length=limit))
+        first = np.asarray(model(**inputs)[0], np.float32)
+        results.append(first if return_tensors else first.tolist())
+    return results[0] if single else results

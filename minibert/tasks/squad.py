@@ -145,7 +145,8 @@ def postprocess(examples: list[QAExample], features: Features, start_logits: np.
     """The `top_k` best answers of every example: {"answer", "start", "end" (context characters), "score"}.
 
     The score is start + end logit; with `probabilities`, the product of the start and end probabilities,
-    each a softmax over the window's context tokens (Hugging Face's question-answering pipeline)."""
+    each a softmax over the window's context tokens (Hugging Face's question-answering pipeline). The answers are
+    distinct spans: overlapping windows that propose the same characters give one answer, with the best score."""
     candidates: list[list[dict]] = [[] for _ in examples]
     for row, index in enumerate(features.example_index):
         offsets = features.offsets[row]
@@ -162,7 +163,13 @@ def postprocess(examples: list[QAExample], features: Features, start_logits: np.
                     score = starts[i] + ends[j]
                     candidates[index].append({"score": float(np.exp(score)) if probabilities else float(score),
                                               "start": a, "end": b, "answer": examples[index].context[a:b]})
-    return [sorted(c, key=lambda c: -c["score"])[:top_k] for c in candidates]
+    return [_distinct_spans(sorted(c, key=lambda c: -c["score"]))[:top_k] for c in candidates]
+
+
+def _distinct_spans(ranked: list[dict]) -> list[dict]:
+    """The first (best) answer of each (start, end) character span."""
+    seen = set()
+    return [a for a in ranked if (a["start"], a["end"]) not in seen and not seen.add((a["start"], a["end"]))]
 
 
 def _log_softmax_over(logits: np.ndarray, keep: np.ndarray) -> np.ndarray:

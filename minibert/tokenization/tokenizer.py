@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from minibert.checkpoints.hub import resolve
 from minibert.tokenization import wordpiece
 from minibert.tokenization.normalize import BertNormalizer
 from minibert.tokenization.pretokenize import pre_tokenize
@@ -100,7 +101,8 @@ class WordPieceTokenizer:
 
     @classmethod
     def from_pretrained(cls, directory, **kwargs) -> "WordPieceTokenizer":
-        """Read a Hugging Face BERT tokenizer directory (vocab.txt + tokenizer_config.json)."""
+        """Read a Hugging Face BERT tokenizer directory (vocab.txt + tokenizer_config.json), or a Hub name's."""
+        directory = resolve(directory)
         config_file = os.path.join(directory, "tokenizer_config.json")
         config = {}
         if os.path.exists(config_file):

@@ -28,9 +28,10 @@ from minibert.checkpoints import hf
 from minibert.distillation import Distiller, soft_target_loss
 from minibert.losses import IGNORE_INDEX
 from minibert.nn.attention import forward_with_attention_maps, record_attention_maps, set_attention_implementation
+from minibert.options import AT_LEAST_0, POSITIVE, UNIT, bounded
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training.batch import Batch, model_inputs
-from minibert.training.loop import Trainer, masked_accuracy
+from minibert.training.loop import TrainConfig, Trainer, masked_accuracy
 from minibert.training.pretrain import PretrainConfig, corpus_batches, plan, prepared_corpus
 
 
@@ -39,10 +40,13 @@ class DistillConfig(PretrainConfig):
     """The student's preset (`family`, `size`), data and training options as in pretraining, plus:"""
     teacher: str = ""                     # a pretrained masked LM directory with its vocab.txt
     family: str = "mobilebert"
-    transfer_steps: int = 0               # layer-wise transfer updates before pretraining distillation
+    transfer_steps: int = bounded(300, AT_LEAST_0)   # layer-wise transfer updates before pretraining distillation
     progressive: bool = False             # transfer one layer at a time, the layers below frozen (§3.6)
-    alpha: float = 0.5                    # weight of the MLM loss in L_PD (MobileBERT §3.5 uses 0.5)
-    temperature: float = 1.0              # softmax temperature of L_KD
+    alpha: float = bounded(0.5, UNIT)     # weight of the MLM loss in L_PD (MobileBERT §3.5 uses 0.5)
+    temperature: float = bounded(1.0, POSITIVE)      # softmax temperature of L_KD
+    # the `minibert distill` defaults (train.steps: the pretraining-distillation updates)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+        steps=300, warmup_steps=30, eval_every=100, save_every=200, output_dir="runs/distilled"))
 
 
 @dataclasses.dataclass
@@ -118,10 +122,8 @@ def build(config: DistillConfig):
         raise FileNotFoundError(f"{teacher_dir} has no vocab.txt: the student learns with the teacher's tokenizer")
     if config.objective not in (None, "mlm"):
         raise ValueError(f"distillation trains a masked LM student; objective {config.objective!r} is not supported")
-    if not 0.0 <= config.alpha <= 1.0 or config.temperature <= 0:
-        raise ValueError(f"alpha must be in [0, 1] and temperature > 0, got {config.alpha} and {config.temperature}")
     config = dataclasses.replace(config, objective="mlm", vocab=str(teacher_dir))
-    p = plan(config)
+    p = plan(config)                                    # checks the ranges of every field, alpha's too
     layers = p.model_config.num_hidden_layers
     if config.progressive and config.transfer_steps < layers:
         raise ValueError(f"progressive transfer needs at least one update per layer: --transfer-steps "

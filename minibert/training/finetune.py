@@ -33,13 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-import minibert  # noqa: F401  (registers every family)
 from minibert.checkpoints import hf
 from minibert.distillation import soft_target_loss
+from minibert.inference import batched_forward, encoder_inputs
 from minibert.losses import IGNORE_INDEX
-from minibert.models import finetuning, registry
+from minibert.models import auto, finetuning
+from minibert.options import AT_LEAST_1, POSITIVE, UNIT, Range, bounded, check
 from minibert.tasks import glue, metrics, ner, squad
-from minibert.tasks.pipelines import batched_forward, model_inputs
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training.batch import model_inputs as batch_inputs
 from minibert.training.loop import TrainConfig, Trainer, loss_and_accuracy, masked_accuracy
@@ -53,22 +53,24 @@ class FinetuneConfig:
     model: str = ""                       # Hugging Face model directory, with vocab.txt
     train_file: str = ""
     eval_file: str | None = None
-    max_length: int | None = None         # None: 128 (glue, ner), 384 (squad)
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    epochs: float | None = 3.0            # sets train.steps when given
-    warmup_ratio: float | None = 0.1      # sets train.warmup_steps when given
-    train_limit: int | None = None        # a seeded random subset of the training examples
-    eval_limit: int | None = None         # the first examples of the dev file
-    doc_stride: int = 128                 # squad: step between context windows
-    max_query_length: int = 64
-    max_answer_length: int = 30
+    max_length: int | None = bounded(None, Range(8))     # None: 128 (glue, ner), 384 (squad)
+    batch_size: int = bounded(32, AT_LEAST_1)
+    eval_batch_size: int = bounded(64, AT_LEAST_1)
+    epochs: float | None = bounded(3.0, POSITIVE)         # sets train.steps when given
+    warmup_ratio: float | None = bounded(0.1, UNIT)       # sets train.warmup_steps when given
+    train_limit: int | None = bounded(None, AT_LEAST_1)   # a seeded random subset of the training examples
+    eval_limit: int | None = bounded(None, AT_LEAST_1)    # the first examples of the dev file
+    doc_stride: int = bounded(128, AT_LEAST_1)            # squad: step between context windows, in tokens
+    max_query_length: int = bounded(64, AT_LEAST_1)       # squad: question tokens kept
+    max_answer_length: int = bounded(30, AT_LEAST_1)      # squad: tokens of a predicted answer, at most
     dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
     resume: bool = False
     teacher: str | None = None            # a fine-tuned model of the task: distil its soft labels
-    alpha: float = 0.5                    # with a teacher: weight of the task loss against the soft-label loss
-    temperature: float = 1.0              # with a teacher: softmax temperature of the soft labels
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(learning_rate=5e-5))
+    alpha: float = bounded(0.5, UNIT)     # with a teacher: weight of the task loss against the soft-label loss
+    temperature: float = bounded(1.0, POSITIVE)           # with a teacher: softmax temperature of the soft labels
+    # the `minibert finetune` defaults (its --steps and --warmup default to epochs and warmup_ratio instead)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+        learning_rate=5e-5, eval_every=200, save_every=1000, output_dir="runs/finetune"))
 
 
 @dataclasses.dataclass
@@ -101,34 +103,29 @@ class ExampleBatches:
 
 def task_model_class(config, head: str) -> type:
     """The family's class with this head, e.g. (a BertConfig, "ForTokenClassification") → BertForTokenClassification."""
-    for name, model_class in registry.MODELS.items():
-        if name.endswith(head) and model_class.config_class is type(config):
-            return model_class
-    raise ValueError(f"the {config.model_type!r} family has no {head[3:]} head in minibert")
+    task = next(task for task, suffix in auto.FINETUNING_TASKS.items() if suffix == head)
+    return auto.model_class(config.model_type, task)
 
 
-def load_pretrained_weights(model, tensors: dict[str, np.ndarray]) -> list[str]:
-    """Copy a checkpoint into a task model: every encoder weight must be there with its shape; the head (and a
-    pooler) load when the checkpoint has them with the right shape, else keep their random initialisation.
-    Returns notes naming what was initialised and what of the checkpoint was not used."""
-    expected = hf.model_state_dict(model)
-    tensors = hf.normalise_keys(model, tensors, expected)
+def pretrained_task_model(model_class: type, config, model_dir: Path, *, dtype, seed: int) -> tuple[nnx.Module, list[str]]:
+    """The task model with a checkpoint loaded by the shared loader (`checkpoints.hf.load_state_dict`, mis-shaped
+    weights initialised), stricter on one point: every encoder weight must be in the checkpoint with its shape; only
+    the head and a pooler may start from their initialisation. Returns the model and notes naming what was
+    initialised and what of the checkpoint was not used. Raises CheckpointError naming the encoder weights missing."""
+    model = model_class(config, dtype=dtype, rngs=nnx.Rngs(seed))
+    info = hf.load_state_dict(model, hf.read_state_dict(model_dir), ignore_mismatched_sizes=True)
     prefix = model.base_model_prefix + "."
-    missing, fresh = [], []
-    for key, param in expected.items():
-        value = tensors.get(key)
-        if value is not None and tuple(value.shape) == tuple(param.shape):
-            param.set_value(jnp.asarray(value, dtype=param.dtype))
-        elif key.startswith(prefix) and not key.startswith(prefix + "pooler."):
-            missing.append(f"{key} {tuple(param.shape)}" + ("" if value is None else f", checkpoint {value.shape}"))
-        else:
-            fresh.append(key)
+    shapes = {k: tuple(v.shape) for k, v in hf.model_state_dict(model).items()}
+    mismatched = {key: checkpoint_shape for key, checkpoint_shape, _ in info["mismatched_keys"]}
+    fresh = sorted([*info["missing_keys"], *mismatched])
+    missing = [f"{k} {shapes[k]}" + (f", checkpoint {mismatched[k]}" if k in mismatched else "")
+               for k in fresh if k.startswith(prefix) and not k.startswith(prefix + "pooler.")]
     if missing:
         raise hf.CheckpointError(f"the checkpoint lacks encoder weights of {type(model).__name__} "
                                  f"({len(missing)}):\n  " + "\n  ".join(missing))
-    unused = sorted({".".join(k.split(".")[:2]) for k in tensors if k not in expected})  # by module
+    unused = sorted({".".join(k.split(".")[:2]) for k in info["unexpected_keys"]})  # by module
     notes = [f"initialised from scratch: {', '.join(fresh)}"] if fresh else []
-    return notes + ([f"not used from the checkpoint: {', '.join(unused)}"] if unused else [])
+    return model, notes + ([f"not used from the checkpoint: {', '.join(unused)}"] if unused else [])
 
 
 def span_loss_and_accuracy(model, batch: dict, key) -> tuple[jax.Array, jax.Array]:
@@ -282,7 +279,11 @@ def _subset(examples: list, limit: int | None, rng: np.random.Generator) -> list
 # ---- the run -----------------------------------------------------------------------------------------------------
 
 def build(config: FinetuneConfig):
-    """Check the arguments, read and encode the data, build the task model from the checkpoint."""
+    """Check the arguments, read and encode the data, build the task model from the checkpoint. Raises ValueError
+    for a field outside its range (`minibert.options`) or an unknown task or dtype, FileNotFoundError for a model
+    or teacher directory that is not one, FileExistsError for an output holding checkpoints without `resume`."""
+    check(config)
+    check(config.train)
     if config.task not in TASKS:
         raise ValueError(f"unknown task {config.task!r}; choose from {', '.join(TASKS)}")
     if config.dtype not in ("float32", "bfloat16"):
@@ -293,8 +294,6 @@ def build(config: FinetuneConfig):
                                 f"(ModernBERT's BPE tokenizer is not supported)")
     if config.teacher is not None and not (Path(config.teacher) / "config.json").is_file():
         raise FileNotFoundError(f"--teacher {config.teacher} is not a model directory (no config.json)")
-    if not 0.0 <= config.alpha <= 1.0 or config.temperature <= 0:
-        raise ValueError(f"alpha must be in [0, 1] and temperature > 0, got {config.alpha} and {config.temperature}")
     if config.eval_file and config.train.eval_every % config.train.log_every:
         raise ValueError(f"eval_every ({config.train.eval_every}) must be a multiple of log_every "
                          f"({config.train.log_every}): the dev set is scored when metrics are logged")
@@ -312,12 +311,13 @@ def build(config: FinetuneConfig):
     if labels is not None:
         finetuning.set_labels(model_config, labels)
     task.labels = labels
-    model = model_class(model_config, dtype=jnp.dtype(config.dtype), rngs=nnx.Rngs(config.train.seed))
-    task.notes += load_pretrained_weights(model, hf.read_state_dict(model_dir))
+    model, notes = pretrained_task_model(model_class, model_config, model_dir, dtype=jnp.dtype(config.dtype),
+                                         seed=config.train.seed)
+    task.notes += notes
 
     label2id = None if labels is None else {name: i for i, name in enumerate(labels)}
     arrays = task.encode(label2id)
-    arrays.update(model_inputs(model, arrays))
+    arrays.update(encoder_inputs(model, arrays))
     if config.teacher:
         arrays.update(teacher_predictions(config, task, tokenizer, arrays))
     n = len(arrays["input_ids"])

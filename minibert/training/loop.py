@@ -25,6 +25,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from minibert.checkpoints import train_state
+from minibert.options import AT_LEAST_0, AT_LEAST_1, NON_NEGATIVE, POSITIVE, bounded, check
 from minibert.training import optim, sharding
 from minibert.training.batch import Batch, model_inputs
 from minibert.training.data import prefetch
@@ -32,17 +33,20 @@ from minibert.training.data import prefetch
 
 @dataclasses.dataclass
 class TrainConfig:
-    steps: int = 1000                 # optimizer updates
-    learning_rate: float = 1e-3
-    warmup_steps: int = 100
-    decay: str = "linear"             # or "cosine"
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0
-    grad_accumulation: int = 1        # micro-batches per update
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 100
-    save_every: int = 200
+    """The loop's options; each numeric one declares its valid range (`minibert.options`), checked by `Trainer`
+    (and earlier by the commands' `build`), so a bad value is a ValueError naming the field, not a crash mid-run.
+    The frequencies count micro-steps (updates × grad_accumulation)."""
+    steps: int = bounded(1000, AT_LEAST_0)                 # optimizer updates
+    learning_rate: float = bounded(1e-3, POSITIVE)
+    warmup_steps: int = bounded(100, AT_LEAST_0)
+    decay: str = "linear"                                  # or "cosine"
+    weight_decay: float = bounded(0.01, NON_NEGATIVE)
+    clip_norm: float = bounded(1.0, POSITIVE)              # global gradient norm
+    grad_accumulation: int = bounded(1, AT_LEAST_1)        # micro-batches per update
+    seed: int = bounded(0, AT_LEAST_0)
+    log_every: int = bounded(10, AT_LEAST_1)
+    eval_every: int = bounded(100, AT_LEAST_1)
+    save_every: int = bounded(200, AT_LEAST_1)
     output_dir: str = "runs/minibert"
 
 
@@ -69,12 +73,14 @@ class Trainer:
     pretraining loss and masked-token accuracy). `evaluator(model, step) -> dict`, when given, runs at every
     evaluation point on the current model (eval mode) and its values join the logged record — fine-tuning
     uses it to score the dev set and keep the best checkpoint. `desc` labels the progress bar. `trainable` (an nnx
-    filter, default every `nnx.Param`) is what the optimizer updates — distillation freezes the teacher."""
+    filter, default every `nnx.Param`) is what the optimizer updates — distillation freezes the teacher. Raises
+    ValueError for a `config` field outside its range, before anything is compiled."""
 
     def __init__(self, model: nnx.Module, config: TrainConfig, batches, eval_batch: dict | None = None, *,
                  metric=loss_and_accuracy, evaluator=None, desc: str = "pretrain", trainable=nnx.Param):
         self.config, self.batches, self.eval_batch = config, batches, eval_batch
         self.metric, self.evaluator, self.desc, self.trainable = metric, evaluator, desc, trainable
+        check(config)
         self.mesh = sharding.data_mesh()
         sharding.check_batch_size(batches.batch_size, self.mesh)
         self.schedule = optim.learning_rate_schedule(config.learning_rate, config.steps, config.warmup_steps,

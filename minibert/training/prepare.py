@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from minibert.options import AT_LEAST_0, POSITIVE, Range, bounded, check
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training import corpus as corpora
 
@@ -45,19 +46,22 @@ class PrepareError(RuntimeError):
     """A preparation that cannot go on (another tokenizer or corpus in the output, a full disk): says what to do."""
 
 
+VOCAB_SIZE = Range(6)                     # a trained vocabulary: the 5 special tokens and at least one more
+
+
 @dataclasses.dataclass
 class PrepareConfig:
     corpus: list[str] | None              # files, folders, `hub:PATH`; None: the embedded default
     output: str
     vocab: str | None = None              # vocab.txt or tokenizer directory; None: train one on a sample
-    vocab_size: int = 4000
+    vocab_size: int = bounded(4000, VOCAB_SIZE)
     lowercase: bool = True
-    vocab_sample_mb: float = 100.0        # text the vocabulary is trained on, at most
-    workers: int = 0                      # 0: every core
+    vocab_sample_mb: float = bounded(100.0, POSITIVE)    # text the vocabulary is trained on, at most
+    workers: int = bounded(0, AT_LEAST_0)                # 0: every core
     backend: str = "minibert"             # or "tokenizers" (identical ids, faster)
     text_field: str = "text"              # JSONL / Parquet / datasets column
     strict: bool = False                  # skipped records and undecodable lines become errors
-    seed: int = 0
+    seed: int = bounded(0, AT_LEAST_0)
     progress: bool = True
 
 
@@ -155,14 +159,9 @@ def prepare(config: PrepareConfig) -> dict:
 
     Raises corpus.CorpusError (a missing/empty corpus, bad records), PrepareError (the output holds another
     corpus or tokenizer's shards; a full disk), ValueError (a vocabulary too large for uint32, bad options)."""
-    if config.workers < 0:
-        raise ValueError(f"--workers must be ≥ 0 (0: every core), got {config.workers}")
+    check(config)                                    # the ranges of vocab_size, vocab_sample_mb, workers, seed
     if config.backend not in ("minibert", "tokenizers"):
         raise ValueError(f"--backend must be minibert or tokenizers, not {config.backend!r}")
-    if not config.vocab and config.vocab_size < 6:
-        raise ValueError(f"--vocab-size must leave room beyond the 5 special tokens, got {config.vocab_size}")
-    if config.vocab_sample_mb <= 0:
-        raise ValueError(f"--vocab-sample must be positive (MB), got {config.vocab_sample_mb}")
     out = Path(config.output)
     units = corpora.plan_units(config.corpus, text_field=config.text_field, unit_bytes=UNIT_BYTES)
     if corpora.corpus_bytes(units) < 16 * UNIT_BYTES:          # a smaller corpus: about 16 units, for the workers

@@ -25,19 +25,18 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-import minibert  # noqa: F401  (registers every family)
 from minibert import presets
-from minibert.models import registry
+from minibert.models import auto
 from minibert.models.electra import ElectraPretrainer
 from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
+from minibert.options import AT_LEAST_0, AT_LEAST_1, OPEN_UNIT, Range, bounded, check
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training import sharding
 from minibert.training.data import Batches, PackedRows, SentencePairs, default_max_predictions
 from minibert.training.loop import TrainConfig, Trainer
-from minibert.training.prepare import TOKENIZER_DIR, PrepareConfig, load_tokenizer, prepare, summary
+from minibert.training.prepare import TOKENIZER_DIR, VOCAB_SIZE, PrepareConfig, load_tokenizer, prepare, summary
 from minibert.training.shards import PreparedCorpus
 
 EVAL_EXAMPLES = 512                       # held-out examples scored at each evaluation, at most (in batches)
@@ -52,18 +51,20 @@ class PretrainConfig:
     corpus: list[str] | None = None       # None: the embedded default (Python's docstrings)
     text_field: str = "text"              # the text's field when `corpus` is JSON Lines, Parquet or a dataset
     vocab: str | None = None              # vocab.txt or tokenizer directory; None: the prepared one, or train one
-    vocab_size: int = 4000
+    vocab_size: int = bounded(4000, VOCAB_SIZE)
     lowercase: bool = True
-    seq_len: int = 64
-    batch_size: int = 32
-    mask_rate: float | None = None        # the family's default when None (15%; MosaicBERT 30%)
+    seq_len: int = bounded(64, Range(8))
+    batch_size: int = bounded(32, AT_LEAST_1)
+    mask_rate: float | None = bounded(None, OPEN_UNIT)   # the family's default when None (15%; MosaicBERT 30%)
     whole_word: bool = False
-    held_out_documents: float = 0.02      # fraction of documents kept for evaluation (the last ones)
-    workers: int = 0                      # processes that prepare `corpus` (0: every core)
+    held_out_documents: float = bounded(0.02, Range(0, 1, open_high=True, kind=float))  # the last documents, for eval
+    workers: int = bounded(0, AT_LEAST_0)   # processes that prepare `corpus` (0: every core)
     dtype: str = "float32"                # compute dtype: bfloat16 on accelerators
     attention: str = "auto"               # "reference", "fused", or "auto": fused on GPU/TPU, reference on CPU
     resume: bool = False
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    # the `minibert pretrain` defaults (the command reads them from here): a tiny model's few minutes on a CPU
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+        steps=600, warmup_steps=60, eval_every=200, save_every=200, output_dir="runs/minibert-tiny"))
 
 
 @dataclasses.dataclass
@@ -79,27 +80,22 @@ class Plan:
 
 
 def plan(config: PretrainConfig) -> Plan:
-    """Check every argument (a clear error before anything is read or compiled) and resolve the presets."""
+    """Check every argument (a clear error before anything is read or compiled) and resolve the presets.
+    Raises ValueError naming the field outside its range (`minibert.options`) or the preset, objective or
+    length that does not fit; FileExistsError for an output that holds checkpoints without `resume`."""
+    check(config)                          # the ranges of every numeric field (and of a DistillConfig's own)
+    check(config.train)
     family, size = presets.preset(config.family, config.size)
     objective = config.objective or next(iter(family.objectives))
     if objective not in family.objectives:
         raise ValueError(f"{config.family} does not train with objective {objective!r}; "
                          f"choose from {', '.join(family.objectives)}")
     mask_rate = family.mask_rate if config.mask_rate is None else config.mask_rate
-    model_class = registry.MODELS[family.objectives[objective]]
+    model_class = auto.model_class_by_name(family.objectives[objective])
     model_config = model_class.config_class(**size)
     positions = getattr(model_config, "max_position_embeddings", None)
     if positions is not None and config.seq_len > positions:
         raise ValueError(f"--seq-len {config.seq_len} exceeds the model's max_position_embeddings {positions}")
-    t = config.train
-    for option, value, least in (("--seq-len", config.seq_len, 8), ("--batch-size", config.batch_size, 1),
-                                 ("--steps", t.steps, 0), ("--warmup", t.warmup_steps, 0),
-                                 ("--grad-accumulation", t.grad_accumulation, 1), ("--workers", config.workers, 0)):
-        if value < least:
-            raise ValueError(f"{option} must be ≥ {least}, got {value}")
-    if not t.learning_rate > 0 or not 0 < mask_rate < 1 or not 0 <= config.held_out_documents < 1:
-        raise ValueError(f"need --lr > 0, 0 < --mask-rate < 1 and 0 ≤ held_out_documents < 1, got {t.learning_rate}, "
-                         f"{mask_rate} and {config.held_out_documents}")
     if config.data and config.corpus:
         raise ValueError("give either --data (a prepared corpus) or --corpus (prepared into the output first), not both")
     if not config.data and jax.process_count() > 1:
@@ -123,11 +119,8 @@ def plan(config: PretrainConfig) -> Plan:
 def build(config: PretrainConfig):
     """Check the arguments, prepare or open the corpus, read its tokenizer, build the batches and the model."""
     p = plan(config)
-    t = config.train                      # (distillation sets these per stage: checked here, for pretraining)
-    for option, value in (("--steps", t.steps), ("--log-every", t.log_every), ("--eval-every", t.eval_every),
-                          ("--save-every", t.save_every)):
-        if value < 1:
-            raise ValueError(f"{option} must be ≥ 1, got {value}")
+    if config.train.steps < 1:            # (distillation may have none: only layer-wise transfer)
+        raise ValueError(f"pretraining needs steps ≥ 1, got {config.train.steps}")
     corpus, tokenizer = prepared_corpus(config)
     p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)

@@ -91,10 +91,10 @@ def test_switching_implementation_keeps_outputs():
 @pytest.mark.parametrize("family", ["bert", "mobilebert", "convbert", "electra", "mosaicbert", "modernbert"])
 def test_recorded_attention_maps_are_each_layers_probabilities(family):
     from minibert import presets
-    from minibert.models import registry
+    from minibert.models import auto
 
     spec, values = presets.preset(family, "tiny")
-    model_class = registry.MODELS[spec.objectives["mlm"]]
+    model_class = auto.model_class_by_name(spec.objectives["mlm"])
     model = model_class(model_class.config_class(**{**values, "vocab_size": 64, "pad_token_id": 0}), rngs=nnx.Rngs(0))
     model.eval()
     set_attention_implementation(model, "fused")              # recording falls back to the reference path

@@ -142,11 +142,11 @@ def test_tied_copy_of_the_embeddings_in_a_checkpoint_is_ignored(tmp_path):
 
 def test_unsupported_configs_are_rejected():
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
-        electra.ElectraConfig(hidden_size=30, num_attention_heads=4)
+        electra.ElectraConfig(hidden_size=30, num_attention_heads=4).validate()   # checked when a model is built
     with pytest.raises(ValueError, match="relative_key"):
-        electra.ElectraConfig.from_dict({"position_embedding_type": "relative_key"})
+        electra.ElectraConfig.from_dict({"position_embedding_type": "relative_key"}).validate()
     with pytest.raises(ValueError, match="decoder"):
-        electra.ElectraConfig.from_dict({"is_decoder": True})
+        electra.ElectraConfig.from_dict({"is_decoder": True}).validate()
 
 
 GENERATOR = dict(vocab_size=67, embedding_size=24, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

@@ -119,6 +119,29 @@ def test_labels_are_read_and_written(pair, tmp_path):
         assert again.label2id == {f"class {i}": i for i in range(expected)}
 
 
+def test_heads_take_inputs_embeds_and_return_attentions(pair):
+    """inputs_embeds (…, seq, embedding_size; (batch, choices, seq, …) for multiple choice) instead of input_ids,
+    and `output_attentions`: the logits and each layer's attention probabilities as transformers' eager ones."""
+    import torch
+
+    from tests.parity.test_hf_api import assert_attentions_match
+
+    reference, model, config, head = pair
+    batch = inputs(config, head, SHAPE[1], seed=5)
+    width = config.get("embedding_size", config["hidden_size"])
+    embeds = np.random.default_rng(6).normal(0, 0.5, (*batch.pop("input_ids").shape, width)).astype(np.float32)
+    batch["inputs_embeds"] = embeds
+    ours = model(**batch, output_attentions=True)
+    reference.set_attn_implementation("eager")
+    with torch.no_grad():
+        theirs = reference(**{k: torch.from_numpy(v) for k, v in batch.items()}, output_attentions=True)
+    mask = batch["attention_mask"]
+    for name in ("start_logits", "end_logits") if head == "ForQuestionAnswering" else ("logits",):
+        assert_close_at_real(getattr(ours, name), theirs[name], mask, what=name)
+    assert ours.keys() == tuple(theirs.keys())
+    assert_attentions_match(ours.attentions, theirs.attentions, mask.reshape(-1, mask.shape[-1]))
+
+
 # one head per family, together every loss: cross-entropy per sequence, per token, per choice, the span loss,
 # and regression (one output: mean squared error)
 STEP = [("Bert", "ForSequenceClassification", {}), ("MobileBert", "ForTokenClassification", {}),

@@ -207,6 +207,6 @@ def test_config_round_trip_and_errors(pretraining_dir):
     ]
     for fields, message in bad:
         with pytest.raises(ValueError, match=message):
-            mobilebert.MobileBertConfig(**fields)
+            mobilebert.MobileBertConfig(**fields).validate()   # checked when a model is built
     with pytest.raises(ValueError, match="embedding_size"):
         mobilebert.MobileBertForMaskedLM(mobilebert.MobileBertConfig(**dict(TINY, embedding_size=48)))

@@ -165,6 +165,23 @@ def test_unpadded_equals_padded(mlm):
         packed_model(np.ones(SHAPES[1], int))
 
 
+def test_unpadded_takes_inputs_embeds_and_returns_attentions(mlm):
+    """Unpadded, `inputs_embeds` are packed like ids, and the attention maps (computed on the re-padded rows) are
+    the padded model's from every real query, with padded keys at probability 0."""
+    _, model, config, path = mlm
+    batch = padded_batch(config["vocab_size"], *SHAPES[1], seed=3)
+    batch["inputs_embeds"] = np.random.default_rng(4).normal(0, 0.5, (*SHAPES[1], config["hidden_size"]))
+    del batch["input_ids"]
+    real = batch["attention_mask"] > 0
+    padded = model(**batch, output_attentions=True)
+    packed = unpadded(path, capacity=int(real.sum()))(**batch, output_attentions=True)
+    np.testing.assert_allclose(np.asarray(packed.logits)[real], np.asarray(padded.logits)[real], atol=1e-5)
+    for a, b in zip(padded.attentions, packed.attentions, strict=True):
+        a, b = np.asarray(a).transpose(0, 2, 1, 3)[real], np.asarray(b).transpose(0, 2, 1, 3)[real]  # real queries
+        np.testing.assert_allclose(b, a, atol=1e-6)
+    assert not np.asarray(packed.attentions[0]).transpose(0, 3, 1, 2)[~real].any()
+
+
 def holed_batch(vocab_size: int) -> dict:
     """(3, 33), a 0/1 mask with holes: `1 1 0 1 1 …` (holes inside the sliding window too), a left-padded row, and
     a holed right-padded row."""
@@ -320,7 +337,7 @@ def test_reads_the_transformers4_dialect(tmp_path):
 def test_bad_configs_are_clear_errors(bad, message):
     values = {**dict(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, pad_token_id=0), **bad}
     with pytest.raises(ValueError, match=message):
-        modernbert.ModernBertConfig.from_dict(values)
+        modernbert.ModernBertConfig.from_dict(values).validate()   # (the shape checks: when a model is built)
 
 
 def test_token_type_ids_are_refused(pair):

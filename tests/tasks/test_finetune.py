@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 import minibert.models.finetuning as finetuning
 from minibert.checkpoints.hf import CheckpointError, from_pretrained, read_config, read_state_dict
 from minibert.cli import main
 from minibert.tokenization.tokenizer import WordPieceTokenizer
-from minibert.training.finetune import FinetuneConfig, finetune, load_pretrained_weights
+from minibert.training.finetune import FinetuneConfig, finetune, pretrained_task_model, task_model_class
 from minibert.training.loop import TrainConfig
 from tests.conftest import save_reference
 
@@ -35,11 +36,11 @@ def pretrained(tmp_path_factory):
     return path
 
 
-def test_a_pretraining_checkpoint_gives_the_encoder_and_a_fresh_head(pretrained):
+def test_a_pretraining_checkpoint_gives_the_encoder_and_a_fresh_head(pretrained, tmp_path):
     config = read_config(pretrained)
     finetuning.set_labels(config, ["neg", "pos"])
-    model = finetuning.BertForSequenceClassification(config)
-    notes = load_pretrained_weights(model, read_state_dict(pretrained))
+    model_class = task_model_class(config, "ForSequenceClassification")
+    model, notes = pretrained_task_model(model_class, config, pretrained, dtype=np.float32, seed=0)
     assert notes == ["initialised from scratch: classifier.bias, classifier.weight",
                      "not used from the checkpoint: cls.predictions, cls.seq_relationship"]
     reference = from_pretrained(pretrained)
@@ -47,8 +48,12 @@ def test_a_pretraining_checkpoint_gives_the_encoder_and_a_fresh_head(pretrained)
 
     tensors = read_state_dict(pretrained)
     del tensors["bert.encoder.layer.0.output.dense.weight"]
-    with pytest.raises(CheckpointError, match=r"lacks encoder weights .*\n  bert.encoder.layer.0.output.dense.weight"):
-        load_pretrained_weights(model, tensors)
+    tensors["bert.encoder.layer.0.output.dense.bias"] = np.zeros(3, np.float32)
+    save_file(tensors, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text((pretrained / "config.json").read_text())
+    with pytest.raises(CheckpointError, match=r"lacks encoder weights .* \(2\):\n  bert.encoder.layer.0.output.dense"
+                                              r".bias \(32,\), checkpoint \(3,\)\n  bert.encoder.layer.0.output.dense.weight"):
+        pretrained_task_model(model_class, config, tmp_path, dtype=np.float32, seed=0)
 
 
 def run_cli(*args) -> int:

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import minibert  # noqa: F401  (registers every family)
 from minibert.config import BertConfig
-from minibert.models import registry
+from minibert.models import auto
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
 from minibert.models.electra import ElectraConfig, ElectraPretrainer
 from minibert.models.finetuning import BertForQuestionAnswering
@@ -92,7 +91,7 @@ def test_model_inputs_refuses_what_a_model_would_silently_ignore():
 
 
 def test_every_model_declares_its_inputs():
-    for name, model_class in registry.MODELS.items():
+    for name, model_class in auto.all_model_classes().items():
         fields = model_class.batch_fields()
         assert fields[:2] == ("input_ids", "attention_mask"), name
         assert "output_hidden_states" not in fields and "key" not in fields, name

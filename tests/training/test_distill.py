@@ -26,8 +26,9 @@ SST2 = Path(__file__).parents[3] / "shared" / "data" / "SST-2"
 
 
 def train_config(path, steps, **extra) -> TrainConfig:
-    return TrainConfig(**{"steps": steps, "warmup_steps": max(1, steps // 10), "log_every": steps, "eval_every": steps,
-                          "save_every": steps, "output_dir": str(path), **extra})
+    every = max(1, steps)                 # (frequencies must be ≥ 1 even when there are no steps)
+    return TrainConfig(**{"steps": steps, "warmup_steps": max(1, steps // 10), "log_every": every, "eval_every": every,
+                          "save_every": every, "output_dir": str(path), **extra})
 
 
 @pytest.fixture(scope="module")

@@ -189,14 +189,15 @@ def test_bad_input_gets_one_line_naming_it(tmp_path, corpus_and_vocab):
              (["--corpus", tmp_path / "empty.txt"], "holds no text"),
              (["--corpus", tmp_path / "records.jsonl"], "'text'"),
              (["--corpus", tmp_path / "nulls.jsonl", "--strict"], "nulls.jsonl"),
-             (["--corpus", tmp_path / "empty.txt", "--workers", "-1"], "--workers"),
-             (["--corpus", tmp_path / "nulls.jsonl", "--vocab-size", "5"], "--vocab-size")]
+             (["--corpus", tmp_path / "empty.txt", "--workers", "-1"], "argument --workers"),     # (at parse time:
+             (["--corpus", tmp_path / "nulls.jsonl", "--vocab-size", "5"], "argument --vocab-size")]  # exit status 2)
     for i, (args, named) in enumerate(cases):
         vocabulary = [] if "--vocab-size" in args else ["--vocab", vocab]
         code, stderr = cli("prepare", *args, *vocabulary, "--output", tmp_path / f"out{i}")
-        assert code == 1 and "Traceback" not in stderr, stderr
+        parse_time = named.startswith("argument")
+        assert code == (2 if parse_time else 1) and "Traceback" not in stderr, stderr
         last = stderr.strip().splitlines()[-1]                    # (after any progress bar)
-        assert last.startswith("minibert: error:") and named in last, stderr
+        assert last.startswith("minibert prepare: error:" if parse_time else "minibert: error:") and named in last, stderr
     manifest = prepare(PrepareConfig(corpus=[str(tmp_path / "nulls.jsonl")], output=str(tmp_path / "ok"),
                                      vocab=str(vocab), workers=1, progress=False))
     assert manifest["skipped"]["records"] == 2 and manifest["documents"] == 1
