@@ -41,6 +41,15 @@ def _forward(model, input_ids, attention_mask, token_type_ids, output_hidden_sta
 
 
 
+def tracing(model) -> bool:
+    """Whether the model runs under a jax transformation whose inputs its arrays are not (host arrays captured by a
+    closure): under `jit` every jnp value is a tracer (omnistaging), under `grad`/`vmap` of the model its
+    parameters are."""
+    parameter = next((node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.Variable)), None)
+    return isinstance(jnp.zeros((), jnp.int32), jax.core.Tracer) or (
+        parameter is not None and isinstance(parameter.get_raw_value(), jax.core.Tracer))
+
+
 def signature_fields(function) -> tuple[str, ...]:
     """The named parameters of a model's `forward`/`__call__` that a batch fills, in order: all but `self`,
     `output_hidden_states`, `inputs_embeds` (the caller's alternative to input_ids), `key` (a PRNG key the training
@@ -75,7 +84,7 @@ class PreTrainedModel(nnx.Module):
         if token_type_ids is None:
             token_type_ids = np.zeros(shape, np.int32)
         arrays = (input_ids, attention_mask, token_type_ids, *targets.values())
-        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        if any(isinstance(a, jax.core.Tracer) for a in arrays) or tracing(self):
             return _forward(self, input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
                             targets)
         packing = {k: np.asarray(targets[k]) for k in PACKING_INPUTS if targets.get(k) is not None}

@@ -113,6 +113,34 @@ def test_the_cached_split_sees_weight_updates_and_train_mode():
     assert not np.allclose(np.asarray(model(ids).logits), first)   # the stream moved on: not the first mask again
 
 
+def test_a_replaced_submodule_or_variable_is_seen():
+    """Assigning a new head (as a fine-tuning user does) or a new Variable object splits the model again."""
+    from minibert.nn.linear import Linear
+
+    model = heads.BertForSequenceClassification(BertConfig(**SMALL, extra={"num_labels": 3}))
+    model.eval()
+    ids = inputs()["input_ids"]
+    assert np.asarray(model(ids).logits).shape == (2, 3)
+    model.classifier = Linear(SMALL["hidden_size"], 5, rngs=nnx.Rngs(1))
+    assert np.asarray(model(ids).logits).shape == (2, 5)
+    model.classifier.bias = nnx.Param(model.classifier.bias[...] + 7.0)
+    pooled = np.asarray(model(ids).pooler_output)
+    expected = pooled @ np.asarray(model.classifier.weight[...]).T + np.asarray(model.classifier.bias[...])
+    np.testing.assert_allclose(np.asarray(model(ids).logits), expected, atol=1e-5)
+
+
+def test_host_arrays_inside_an_outer_transformation_are_traced_not_run():
+    """Host arrays captured by a function under nnx.jit / nnx.grad reach the model as constants: it must trace
+    (as before), not run its own compiled call and read the outputs back to the host."""
+    model = BertForMaskedLM(BertConfig(**SMALL))
+    model.eval()
+    ids = inputs()["input_ids"]
+    expected = np.asarray(model(ids).logits)
+    np.testing.assert_allclose(np.asarray(nnx.jit(lambda m: m(ids).logits)(model)), expected, atol=1e-5)
+    grads = nnx.grad(lambda m: m(ids).logits.sum())(model)
+    assert np.abs(np.asarray(grads.cls.predictions.bias[...])).sum() > 0
+
+
 def test_a_model_no_longer_used_is_freed():
     import gc
     import weakref
