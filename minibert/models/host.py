@@ -22,7 +22,7 @@ implementation, attention recording (`MODE_ATTRIBUTES`) — and kept per mode, s
 Dropout's random state advances in train mode as under `nnx.jit`. A model whose attention modules sow their
 maps (`nn.attention.record_attention_maps`), or that is called inside `nnx.capture`, runs unpadded under
 `nnx.jit`, which hands what was sown back to the model. A submodule or a Variable object replaced since the last
-call (`model.classifier = Linear(...)`) is found by a walk of the attributes (`variable_ids`, ~1 ms), and the model
+call (`model.classifier = Linear(...)`) is found by a walk of the attributes (`variable_ids`, ~0.2 ms), and the model
 is split again.
 """
 
@@ -116,16 +116,21 @@ def _graph_jit(forward):
     return nnx.jit(forward, static_argnames=("output_hidden_states", "output_attentions"))
 
 
+CONTAINERS = (list, tuple, dict)
+SCALARS = frozenset({bool, int, float, str, type(None)})    # static settings: a mode change is not a replacement
+
+
 def variable_ids(node, ids: list | None = None) -> list[int]:
-    """The identities of a module's Variables, in attribute order: a plain walk of the attributes (about a quarter
-    of `nnx.split`'s time) that tells whether a submodule or a Variable object was replaced since the split."""
+    """The identities of the objects a module holds (its Variables, Rngs, …; submodules walked into, scalar settings
+    skipped), in attribute order: a plain walk of the attributes (~0.2 ms for a 6-layer model, a twentieth of
+    `nnx.split`) that tells whether a submodule or a Variable object was replaced since the split."""
     ids = [] if ids is None else ids
-    children = vars(node).values() if isinstance(node, nnx.Pytree) else node.values() if isinstance(node, dict) else node
+    children = vars(node).values() if isinstance(node, nnx.Module) else node.values() if isinstance(node, dict) else node
     for child in children:
-        if isinstance(child, nnx.Variable):
-            ids.append(id(child))
-        elif isinstance(child, (nnx.Pytree, list, tuple, dict)):
+        if isinstance(child, nnx.Module) or type(child) in CONTAINERS:
             variable_ids(child, ids)
+        elif type(child) not in SCALARS:
+            ids.append(id(child))
     return ids
 
 
