@@ -65,8 +65,9 @@ class PreTrainedModel(nnx.Module):
     config_class: ClassVar[type]
     base_model_prefix: ClassVar[str] = ""
     is_base_model: ClassVar[bool] = False
-    # Checkpoint keys that may be present but are not parameters (buffers, tied copies): regexes.
-    ignored_checkpoint_keys: ClassVar[tuple[str, ...]] = (r"(^|\.)position_ids$",)
+    # Checkpoint keys of this class that may be present but are not parameters (tied copies): regexes. Buffers every
+    # family recomputes (position_ids, ...) are ignored by the loader itself (checkpoints/hf.py RECOMPUTED_BUFFERS).
+    ignored_checkpoint_keys: ClassVar[tuple[str, ...]] = ()
     # Host calls pad the sequence to the next multiple of this (None: no padding); see models/host.py.
     pad_to_multiple_of: int | None = host.DEFAULT_PAD_TO_MULTIPLE_OF
 

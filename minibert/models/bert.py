@@ -100,7 +100,7 @@ class _BertWithHeads(PreTrainedModel):
 
     config_class = BertConfig
     base_model_prefix = "bert"
-    ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^cls\.predictions\.decoder\.(weight|bias)$")
+    ignored_checkpoint_keys = (r"^cls\.predictions\.decoder\.(weight|bias)$",)
     nsp: bool
 
     def __init__(self, config: BertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):

@@ -220,7 +220,7 @@ class ConvBertForMaskedLM(PreTrainedModel):
 
     config_class = ConvBertConfig
     base_model_prefix = "convbert"
-    ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^generator_lm_head\.weight$")  # the tied copy, when tied
+    ignored_checkpoint_keys = (r"^generator_lm_head\.weight$",)  # the tied copy, when tied
 
     def __init__(self, config: ConvBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
         rngs = rngs or nnx.Rngs(0)

@@ -155,7 +155,7 @@ class ElectraForMaskedLM(PreTrainedModel):
 
     config_class = ElectraConfig
     base_model_prefix = "electra"
-    ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^generator_lm_head\.weight$")  # tied copy, when tied
+    ignored_checkpoint_keys = (r"^generator_lm_head\.weight$",)  # tied copy, when tied
 
     def __init__(self, config: ElectraConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
         rngs = rngs or nnx.Rngs(0)

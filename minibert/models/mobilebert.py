@@ -254,7 +254,7 @@ class _MobileBertWithHeads(PreTrainedModel):
     config_class = MobileBertConfig
     base_model_prefix = "mobilebert"
     # tied copies the reference may write (older versions did): the word embeddings and the MLM bias
-    ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^cls\.predictions\.decoder\.(weight|bias)$")
+    ignored_checkpoint_keys = (r"^cls\.predictions\.decoder\.(weight|bias)$",)
     nsp: bool
 
     def __init__(self, config: MobileBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):

@@ -329,7 +329,7 @@ class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
     `masked_positions` (batch, n), on those positions only: logits (batch, n, vocab), `labels` (batch, n)."""
 
     base_model_prefix = "model"
-    ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^decoder\.weight$")  # the tied copy, when tied
+    ignored_checkpoint_keys = (r"^decoder\.weight$",)  # the tied copy, when tied
 
     def __init__(self, config: ModernBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
         rngs = rngs or nnx.Rngs(0)

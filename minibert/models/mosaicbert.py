@@ -285,7 +285,7 @@ class MosaicBertForMaskedLM(PreTrainedModel):
 
     config_class = MosaicBertConfig
     base_model_prefix = "bert"
-    ignored_checkpoint_keys = (r"(^|\.)position_ids$", r"^cls\.predictions\.decoder\.weight$")
+    ignored_checkpoint_keys = (r"^cls\.predictions\.decoder\.weight$",)
 
     def __init__(self, config: MosaicBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
         rngs = rngs or nnx.Rngs(0)
