@@ -15,13 +15,14 @@ from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM, ConvBe
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
+from minibert.models.roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel
 from minibert.models.outputs import ModelOutput
 from minibert.models.auto import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForMultipleChoice,
                                   AutoModelForNextSentencePrediction, AutoModelForPreTraining,
                                   AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
                                   AutoModelForTokenClassification)
 from minibert.quantization import quantize_pretrained
-from minibert.tokenization import Encoding, WordPieceTokenizer
+from minibert.tokenization import AutoTokenizer, Encoding, WordPieceTokenizer
 # the documented submodules, reachable after `import minibert` (parity imports torch only when `compare` runs)
 from minibert import parity  # noqa: F401,E402
 from minibert.tasks import embeddings, pipelines  # noqa: F401,E402
@@ -36,5 +37,7 @@ __all__ = [
     "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
-    "Encoding", "PretrainedConfig", "WordPieceTokenizer", "from_pretrained", "quantize_pretrained", "save_pretrained",
+    "RobertaConfig", "RobertaForMaskedLM", "RobertaModel",
+    "AutoTokenizer", "Encoding", "PretrainedConfig", "WordPieceTokenizer", "from_pretrained", "quantize_pretrained",
+    "save_pretrained",
 ]

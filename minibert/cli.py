@@ -109,9 +109,9 @@ def distill(args) -> int:
 def fill_mask_command(args) -> int:
     from minibert.checkpoints.hf import from_pretrained
     from minibert.tasks.pipelines import fill_mask
-    from minibert.tokenization.tokenizer import WordPieceTokenizer
+    from minibert.tokenization import AutoTokenizer
 
-    model, tokenizer = from_pretrained(args.model), WordPieceTokenizer.from_pretrained(args.model)
+    model, tokenizer = from_pretrained(args.model), AutoTokenizer.from_pretrained(args.model)
     for text in args.text:
         print_fill_mask(fill_mask(model, tokenizer, text, top_k=args.top_k), text)
     return 0
@@ -152,9 +152,9 @@ def finetune(args) -> int:
 
 def _task_model(path):
     from minibert.checkpoints.hf import from_pretrained
-    from minibert.tokenization.tokenizer import WordPieceTokenizer
+    from minibert.tokenization import AutoTokenizer
 
-    return from_pretrained(path), WordPieceTokenizer.from_pretrained(path)
+    return from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
 def text_classification_command(args) -> int:
@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny BERT on Python's docstrings)")
     defaults = PretrainConfig()
-    option(p, "--family", defaults, "family", "bert, mobilebert, convbert, electra, mosaicbert or modernbert")
+    option(p, "--family", defaults, "family", "bert, mobilebert, convbert, electra, roberta, mosaicbert or modernbert")
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
     p.add_argument("--objective", help="mlm, mlm+nsp (or rtd for electra); default: the family's own")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")

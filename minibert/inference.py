@@ -1,6 +1,6 @@
 """Running a model over many rows of host arrays, for the pipelines, evaluation and fine-tuning.
 
-    inputs = encoder_inputs(model, tokenizer(texts, padding=True))     # input_ids, attention_mask, token_type_ids
+    inputs = encoder_inputs(model, tokenizer(texts, padding=True, return_tensors="np"))  # input_ids, attention_mask, …
     out = batched_forward(model, inputs, batch_size=32, fields=("logits",))   # {"logits": (n, …) float32}
 
 Not to be confused with `minibert.training.batch.model_inputs`, which picks a training batch's fields (labels,
@@ -16,12 +16,14 @@ ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def encoder_inputs(model, arrays: dict) -> dict[str, np.ndarray]:
     """input_ids, attention_mask, token_type_ids of `arrays` (a dict or a tokenizer's batch) as numpy; token types
-    zeroed for a family without them (ModernBERT). Raises KeyError naming a missing input."""
-    missing = [k for k in ENCODER_INPUTS if k not in arrays]
+    zeroed for a family without them (ModernBERT) or when the tokenizer gave none (RoBERTa's). Raises KeyError
+    naming a missing input."""
+    missing = [k for k in ENCODER_INPUTS if k not in arrays and k != "token_type_ids"]
     if missing:
         raise KeyError(f"the arrays have no {', '.join(missing)} (they have {', '.join(arrays)})")
-    inputs = {k: np.asarray(arrays[k]) for k in ENCODER_INPUTS}
-    if getattr(model.config, "type_vocab_size", None) is None:
+    inputs = {k: np.asarray(arrays[k]) for k in ENCODER_INPUTS if k in arrays}
+    if "token_type_ids" not in inputs or getattr(model.config, "type_vocab_size", None) is None:
+        # a tokenizer without token types (RoBERTa's) or a family without them (ModernBERT)
         inputs["token_type_ids"] = np.zeros_like(inputs["token_type_ids"])
     return inputs
 

@@ -3,8 +3,13 @@
 BERT sizes follow Turc et al. (2019, "Well-Read Students Learn Better", Table 1): tiny L=2/H=128, mini
 L=4/H=256, small L=4/H=512, base L=12/H=768 (BERT-base, Devlin et al. 2019 §3), heads = H/64, FFN = 4H.
 The other families scale the same way from their paper's own shape, and each has its paper's configuration
-by name (`mobilebert`, `convbert-small`, `electra-small`, `convbert-base`, `mosaicbert-base`; ModernBERT's `base` is its paper's). `vocab_size` and the
-padding id are set by the run's tokenizer.
+by name (`mobilebert`, `convbert-small`, `electra-small`, `convbert-base`, `mosaicbert-base`, `roberta-base`,
+`roberta-large`; ModernBERT's `base` is its paper's). `vocab_size` and the padding id are set by the run's tokenizer.
+
+RoBERTa (Liu et al. 2019) pretrains BERT's shapes differently, and the pretraining run does what §4 found best
+for every family trained with objective "mlm": a new mask each time a row is drawn (dynamic masking, §4.1),
+rows packed FULL-SENTENCES across documents with no NSP (§4.2) — `training/data.py` `Batches` and `PackedRows`.
+Its batches are larger (8K sequences, §4.3, Table 3): set `--batch-size` (the sizes here are the model's only).
 """
 
 import dataclasses
@@ -53,6 +58,17 @@ FAMILIES = {
                                   intermediate_size=1024),
             "electra-base": dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
                                  intermediate_size=3072),
+        }),
+    "roberta": Family(
+        {"mlm": "RobertaForMaskedLM"},
+        {   # Liu et al. 2019 §3.1: BERT-base / -large; 512 positions after the offset (514 = 512 + pad + 1),
+            # one token type, LayerNorm ε 1e-5 (the released config.json)
+            **_bert_sizes(max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5),
+            "roberta-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                                 max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5),
+            "roberta-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                  intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1,
+                                  layer_norm_eps=1e-5),
         }),
     "mosaicbert": Family(
         {"mlm": "MosaicBertForMaskedLM"},

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 OPTIONS = ("cache_dir", "local_files_only", "revision")      # the keyword arguments of `resolve`
-PATTERNS = ["*.json", "*.txt", "*.safetensors"]
-TORCH_PATTERNS = ["*.json", "*.txt", "*.bin"]
+PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+TORCH_PATTERNS = ["*.json", "*.txt", "*.model", "*.bin"]
 
 
 def resolve(name_or_path, *, cache_dir=None, local_files_only: bool = False, revision: str | None = None) -> Path:

@@ -6,6 +6,7 @@ module has, instead of classes registering themselves when their module happens 
     mobilebert     minibert.models.mobilebert    base, masked-lm, pretraining, next-sentence-prediction + fine-tuning
     convbert       minibert.models.convbert      base, masked-lm + the fine-tuning tasks
     electra        minibert.models.electra       base, masked-lm (generator), pretraining (discriminator) + fine-tuning
+    roberta        minibert.models.roberta       base, masked-lm + the fine-tuning tasks
     modernbert     minibert.models.modernbert    base, masked-lm + the fine-tuning tasks
     mosaic_bert    minibert.models.mosaicbert    base, masked-lm
 
@@ -38,11 +39,13 @@ MODULES = {
     "mobilebert": "minibert.models.mobilebert",
     "convbert": "minibert.models.convbert",
     "electra": "minibert.models.electra",
+    "roberta": "minibert.models.roberta",
     "modernbert": "minibert.models.modernbert",
     "mosaic_bert": "minibert.models.mosaicbert",
 }
 CONFIG_CLASSES = {"bert": "BertConfig", "mobilebert": "MobileBertConfig", "convbert": "ConvBertConfig",
-                  "electra": "ElectraConfig", "modernbert": "ModernBertConfig", "mosaic_bert": "MosaicBertConfig"}
+                  "electra": "ElectraConfig", "roberta": "RobertaConfig", "modernbert": "ModernBertConfig",
+                  "mosaic_bert": "MosaicBertConfig"}
 FINETUNING_MODULE = "minibert.models.finetuning"
 FINETUNING_TASKS = {"sequence-classification": "ForSequenceClassification",    # task → class name suffix
                     "token-classification": "ForTokenClassification",
@@ -63,6 +66,7 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
     "convbert": {"base": "ConvBertModel", "masked-lm": "ConvBertForMaskedLM", **_finetuning("ConvBert")},
     "electra": {"base": "ElectraModel", "masked-lm": "ElectraForMaskedLM", "pretraining": "ElectraForPreTraining",
                 **_finetuning("Electra")},
+    "roberta": {"base": "RobertaModel", "masked-lm": "RobertaForMaskedLM", **_finetuning("Roberta")},
     "modernbert": {"base": "ModernBertModel", "masked-lm": "ModernBertForMaskedLM", **_finetuning("ModernBert")},
     "mosaic_bert": {"base": "MosaicBertModel", "masked-lm": "MosaicBertForMaskedLM"},
 }

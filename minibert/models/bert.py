@@ -72,6 +72,7 @@ class BertModel(PreTrainedModel):
 
     config_class = BertConfig
     is_base_model = True
+    embeddings_class = Embeddings   # RoBERTa's counts positions from padding_idx + 1 (models/roberta.py)
 
     def __init__(self, config: BertConfig, *, add_pooling_layer: bool = True, dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None):
@@ -79,11 +80,11 @@ class BertModel(PreTrainedModel):
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
-        self.embeddings = Embeddings(vocab_size=c.vocab_size, embedding_size=c.hidden_size,
-                                     max_position_embeddings=c.max_position_embeddings,
-                                     type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps,
-                                     dropout=c.hidden_dropout_prob, pad_token_id=c.pad_token_id,
-                                     init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.embeddings = self.embeddings_class(vocab_size=c.vocab_size, embedding_size=c.hidden_size,
+                                                max_position_embeddings=c.max_position_embeddings,
+                                                type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps,
+                                                dropout=c.hidden_dropout_prob, pad_token_id=c.pad_token_id,
+                                                init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.encoder = BertEncoder(c, dtype=dtype, rngs=rngs)
         self.pooler = Pooler(c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs) if add_pooling_layer else None
 

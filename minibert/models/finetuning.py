@@ -7,7 +7,8 @@
 
 Each family reads its sequence vector its own way (models/task_heads.py): BERT and MobileBERT the pooler's
 tanh(W h_[CLS]); ELECTRA and ConvBERT a two-layer head on h_[CLS] for classification and a `SequenceSummary`
-for multiple choice; ModernBERT its prediction head on the [CLS] or mean-pooled state (`classifier_pooling`).
+for multiple choice; RoBERTa the two-layer head (tanh) on h_<s> for classification, the pooler for multiple
+choice; ModernBERT its prediction head on the [CLS] or mean-pooled state (`classifier_pooling`).
 Class and attribute names are Hugging Face's (`bert.pooler.dense.weight`, `classifier.out_proj.weight`,
 `qa_outputs.weight`, `head.norm.weight`), so checkpoints load through the generic loader and `from_pretrained`
 picks the class from `architectures`.
@@ -33,6 +34,7 @@ from minibert.models.electra import ElectraConfig, ElectraModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertModel
 from minibert.models.modernbert import ModernBertModel, ModernBertPredictionHead, _ModernBertPreTrainedModel
 from minibert.models.outputs import ModelOutput
+from minibert.models.roberta import RobertaModel, _RobertaPreTrainedModel
 from minibert.models.task_heads import ClassificationHead, SequenceSummary, pool
 from minibert.models.task_losses import sequence_classification_loss, span_loss
 from minibert.nn.linear import Linear
@@ -107,6 +109,21 @@ class _Electra(PreTrainedModel):
     @staticmethod
     def classifier_act(config) -> str:
         return "gelu"
+
+
+class _Roberta(_RobertaPreTrainedModel):
+    """RoBERTa: the classification head on h_<s> with tanh (no pooler); the multiple-choice dropout is the
+    encoder's hidden dropout, whatever `classifier_dropout` says (as the reference)."""
+
+    base_model_prefix = "roberta"
+
+    @staticmethod
+    def build_encoder(config, *, pooler: bool, dtype, rngs):
+        return RobertaModel(config, add_pooling_layer=pooler, dtype=dtype, rngs=rngs)
+
+    @staticmethod
+    def classifier_act(config) -> str:
+        return "tanh"
 
 
 # ---- the tasks -----------------------------------------------------------------------------------------------
@@ -329,6 +346,28 @@ class ElectraForQuestionAnswering(_QuestionAnswering, _Electra):
 
 class ElectraForMultipleChoice(_SummaryMultipleChoice, _Electra):
     """ELECTRA + SequenceSummary (default: h_[CLS], projected, GELU) + Linear(hidden → 1)."""
+
+
+# ---- RoBERTa (Liu et al. 2019; the heads of fairseq's `RobertaClassificationHead`) ---------------------------
+
+class RobertaForSequenceClassification(_HeadSequenceClassification, _Roberta):
+    """RoBERTa + ClassificationHead(h_<s>) with tanh: `classifier.dense`, `classifier.out_proj`."""
+
+
+class RobertaForTokenClassification(_TokenClassification, _Roberta):
+    """RoBERTa + Dropout + Linear(hidden → num_labels) on every token."""
+
+
+class RobertaForQuestionAnswering(_QuestionAnswering, _Roberta):
+    """RoBERTa + `qa_outputs` Linear(hidden → 2): start and end logits."""
+
+
+class RobertaForMultipleChoice(_PooledMultipleChoice, _Roberta):
+    """RoBERTa + Dropout(hidden_dropout_prob) + Linear(hidden → 1) on each choice's pooler output."""
+
+    def build_head(self, config, *, dtype, rngs):
+        self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
+        self.classifier = self.linear(config.hidden_size, 1, dtype=dtype, rngs=rngs)
 
 
 # ---- ModernBERT ----------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 BERT (Devlin et al., 2019, §3.2, Figure 2): the input representation of token i is
     E_i = LayerNorm(word[input_ids_i] + position[i] + token_type[token_type_ids_i])
 Shapes: input_ids (batch, seq) → (batch, seq, embedding_size).
+Position i is the token's index, or what `position_ids` says: RoBERTa's count from padding_idx + 1
+(`offset_position_ids`, fairseq's `make_positions`).
 """
 
 import jax
@@ -31,6 +33,13 @@ class Embedding(nnx.Module):
         return jnp.take(table, ids, axis=0).astype(self.dtype)
 
 
+def offset_position_ids(input_ids: jax.Array, padding_idx: int) -> jax.Array:
+    """fairseq's positions (Liu et al. 2019, RoBERTa): real tokens count from padding_idx + 1, pads stay at
+    padding_idx. With m_i = [x_i ≠ pad]: p_i = m_i · Σ_{j≤i} m_j + padding_idx. (batch, seq) → (batch, seq)."""
+    real = (input_ids != padding_idx).astype(jnp.int32)
+    return jnp.cumsum(real, axis=1) * real + padding_idx
+
+
 class Embeddings(nnx.Module):
     """word + position + token type embeddings → LayerNorm → dropout (HF `BertEmbeddings`)."""
 
@@ -45,10 +54,11 @@ class Embeddings(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, input_ids: jax.Array | None, token_type_ids: jax.Array,
-                 inputs_embeds: jax.Array | None = None) -> jax.Array:
-        """`inputs_embeds` (batch, seq, embedding_size), when given instead of input_ids, replaces word[input_ids]."""
+                 inputs_embeds: jax.Array | None = None, position_ids: jax.Array | None = None) -> jax.Array:
+        """`inputs_embeds` (batch, seq, embedding_size), when given instead of input_ids, replaces word[input_ids];
+        `position_ids` (batch, seq), when given, replaces 0, 1, …, seq − 1."""
         words = (self.word_embeddings(input_ids) if inputs_embeds is None
                  else inputs_embeds.astype(self.word_embeddings.dtype))
-        positions = jnp.arange(token_type_ids.shape[1])[None, :]
+        positions = jnp.arange(token_type_ids.shape[1])[None, :] if position_ids is None else position_ids
         x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))

@@ -32,7 +32,7 @@ import numpy as np
 
 from minibert.checkpoints import hf, hub
 from minibert.inference import encoder_inputs
-from minibert.tokenization.tokenizer import WordPieceTokenizer
+from minibert.tokenization import AutoTokenizer, Tokenizer
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")     # sentence-transformers' order when several are set
 MODULES = ("Transformer", "Pooling", "Normalize")
@@ -83,22 +83,10 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def load_tokenizer(directory: Path) -> WordPieceTokenizer:
-    """The directory's BERT tokenizer: from vocab.txt, or (sentence-transformers 6 saves no vocab.txt) from
-    tokenizer.json's WordPiece vocabulary and BertNormalizer settings, with tokenizer_config.json's
-    model_max_length. Raises ValueError for a tokenizer.json that is not WordPiece."""
-    if (directory / "vocab.txt").is_file() or not (directory / "tokenizer.json").is_file():
-        return WordPieceTokenizer.from_pretrained(directory)
-    spec = _read_json(directory / "tokenizer.json")
-    if spec["model"]["type"] != "WordPiece":
-        raise ValueError(f"{directory / 'tokenizer.json'} is a {spec['model']['type']} tokenizer; minibert reads "
-                         f"WordPiece")
-    norm = spec.get("normalizer") or {}
-    config = _read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
-    return WordPieceTokenizer(spec["model"]["vocab"], lowercase=norm.get("lowercase", True),
-                              strip_accents=norm.get("strip_accents"), clean_text=norm.get("clean_text", True),
-                              handle_chinese_chars=norm.get("handle_chinese_chars", True),
-                              model_max_length=min(config.get("model_max_length", 512), 1 << 31))
+def load_tokenizer(directory: Path) -> Tokenizer:
+    """The directory's tokenizer (vocab.txt, or tokenizer.json: sentence-transformers 6 saves no vocab.txt), as
+    `AutoTokenizer` reads it."""
+    return AutoTokenizer.from_pretrained(directory)
 
 
 class SentenceEncoder:
@@ -149,7 +137,7 @@ class SentenceEncoder:
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=self.max_seq_length is not None,
-                                   max_length=self.max_seq_length)
+                                   max_length=self.max_seq_length, return_tensors="np")
             inputs = encoder_inputs(self.model, batch)
             hidden = np.asarray(self.model(**inputs).last_hidden_state, np.float32)
             for i, vector in zip(rows, pool(hidden, inputs["attention_mask"], self.pooling)):

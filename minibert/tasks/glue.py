@@ -102,7 +102,7 @@ def encode(tokenizer, examples: list[ClassificationExample], max_length: int,
     pairs = [e.pair for e in examples] if examples[0].pair is not None else None
     encodings = tokenizer.encode_batch(texts, pairs, max_length=max_length, truncation=True)
     length = max(len(e) for e in encodings)
-    batch = {"input_ids": np.full((len(encodings), length), tokenizer.pad_id, np.int32),
+    batch = {"input_ids": np.full((len(encodings), length), tokenizer.pad_token_id, np.int32),
              "token_type_ids": np.zeros((len(encodings), length), np.int32),
              "attention_mask": np.zeros((len(encodings), length), np.int32)}
     for row, e in enumerate(encodings):

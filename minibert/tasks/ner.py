@@ -72,28 +72,34 @@ class EncodedSentences:
 
 
 def encode(tokenizer, sentences: list[Sentence], label2id: dict[str, int], max_length: int) -> EncodedSentences:
-    """Pieces of every word, `[CLS] … [SEP]`, the first piece labelled; padded to the longest ≤ max_length."""
+    """Pieces of every word in the tokenizer's template (`[CLS] … [SEP]`), the first piece labelled; padded to the
+    longest ≤ max_length."""
     rows, first_pieces, unseen = [], [], 0
-    body = max_length - 2
+    body = max_length - tokenizer.num_special_tokens_to_add()
     for sentence in sentences:
         ids, labels, firsts, full = [], [], [], False
         for word, tag, number in zip(sentence.words, sentence.tags, sentence.lines):
             if tag not in label2id:
                 raise ValueError(f"{sentence.path}, line {number}: tag {tag!r} is not one of the model's classes "
                                  f"{sorted(label2id, key=label2id.get)}")
-            pieces = [] if full else tokenizer.tokenize(word)[0]
+            pieces = [] if full else tokenizer.encode(word, add_special_tokens=False).ids
             full = full or len(ids) + len(pieces) > body          # truncated: this word and every later one
             if not pieces or full:
                 unseen += 1
                 firsts.append(None)
                 continue
-            firsts.append(len(ids) + 1)  # after [CLS]
+            firsts.append(len(ids))
             ids += pieces
             labels += [label2id[tag]] + [IGNORE_INDEX] * (len(pieces) - 1)
-        rows.append(([tokenizer.cls_id, *ids, tokenizer.sep_id], [IGNORE_INDEX, *labels, IGNORE_INDEX]))
-        first_pieces.append(firsts)
+        row = tokenizer.build_inputs_with_special_tokens(ids)
+        positions = [i for i, special in enumerate(tokenizer.get_special_tokens_mask(ids)) if not special]
+        row_labels = [IGNORE_INDEX] * len(row)
+        for position, label in zip(positions, labels):
+            row_labels[position] = label
+        rows.append((row, row_labels))
+        first_pieces.append([None if f is None else positions[f] for f in firsts])
     length = max(len(ids) for ids, _ in rows)
-    arrays = {"input_ids": np.full((len(rows), length), tokenizer.pad_id, np.int32),
+    arrays = {"input_ids": np.full((len(rows), length), tokenizer.pad_token_id, np.int32),
               "token_type_ids": np.zeros((len(rows), length), np.int32),
               "attention_mask": np.zeros((len(rows), length), np.int32),
               "labels": np.full((len(rows), length), IGNORE_INDEX, np.int32)}

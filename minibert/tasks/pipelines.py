@@ -8,7 +8,8 @@ token_classification: {"entity", "score", "index", "word", "start", "end"} per p
     {"entity_group", "score", "word", "start", "end"} (aggregation "simple", "first", "average", "max").
 question_answering: {"score", "start", "end", "answer"}, the answer a span of the context.
 feature_extraction: each text's (1, seq, hidden) first output (last_hidden_state), as nested lists or arrays.
-Words are rebuilt from pieces as Hugging Face's BERT tokenizer does ("##" glued on, no space before punctuation).
+Words are rebuilt from pieces by the tokenizer's decoder (`convert_tokens_to_string`), as Hugging Face does; a
+piece continues a word when the tokenizer's `word_ids` say so.
 
 Each pipeline first checks that the model has its head (`require_head`): a bare encoder given to fill-mask is a
 ValueError naming the class to load instead, not a failure deep inside. Sentence embeddings: tasks/embeddings.py.
@@ -20,7 +21,6 @@ from minibert.inference import batched_forward, encoder_inputs
 from minibert.models import auto
 from minibert.models.finetuning import id2label, num_labels
 from minibert.tasks import squad
-from minibert.tokenization.wordpiece import decode
 
 # pipeline → (the auto tasks whose classes have its head, what that head is)
 PIPELINE_HEADS = {
@@ -53,9 +53,11 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
     require_head(model, "fill-mask")
     encoding = tokenizer.encode(text)
     ids = np.array([encoding.ids])
-    masks = np.flatnonzero(ids[0] == tokenizer.mask_id)
+    if tokenizer.mask_token is None:
+        raise ValueError("fill-mask needs a tokenizer with a mask token, and this one has none")
+    masks = np.flatnonzero(ids[0] == tokenizer.mask_token_id)
     if masks.size == 0:
-        raise ValueError(f"no [MASK] token in {text!r}")
+        raise ValueError(f"no {tokenizer.mask_token} token in {text!r}")
     logits = model(ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids)).logits
     # a vocabulary padded to a multiple of 64 has rows no token uses: predict among the tokenizer's own
     probs = _softmax(np.asarray(logits, np.float64)[0, masks, :len(tokenizer)])
@@ -68,7 +70,7 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
             # one mask: the text without special tokens; several: with them, so the other masks stay (transformers)
             sequence = tokenizer.decode(filled.tolist(), skip_special_tokens=masks.size == 1)
             candidates.append({"score": float(p[token]), "token": int(token),
-                               "token_str": tokenizer.id_to_token[int(token)], "sequence": sequence})
+                               "token_str": tokenizer.decode([int(token)]), "sequence": sequence})
         results.append(candidates)
     return results
 
@@ -110,7 +112,8 @@ def text_classification(model, tokenizer, texts: str | list[str], *, top_k: int 
     if function not in FUNCTIONS:
         raise ValueError(f"function_to_apply {function_to_apply!r} is not one of {FUNCTIONS}")
     single = isinstance(texts, str)
-    batch = tokenizer([texts] if single else list(texts), padding=True, truncation=True, max_length=max_length)
+    batch = tokenizer([texts] if single else list(texts), padding=True, truncation=True, max_length=max_length,
+                      return_tensors="np")
     logits = batched_forward(model, batch, batch_size)["logits"]
     scores = {"none": lambda x: x, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "softmax": _softmax}[function](logits)
     names = id2label(model.config)
@@ -144,22 +147,25 @@ def token_classification(model, tokenizer, text: str, *, aggregation_strategy: s
              "token_type_ids": [encoding.type_ids]}
     scores = _softmax(batched_forward(model, batch, 1)["logits"][0])
     names = id2label(model.config)
-    special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id}
-    pieces = []
+    pieces, previous_word = [], None
     for index, (token_id, (start, end)) in enumerate(zip(encoding.ids, encoding.offsets)):
-        if token_id in special:
+        word_id = encoding.word_ids[index]
+        if encoding.special_tokens_mask[index]:
+            previous_word = None
             continue
-        unknown = token_id == tokenizer.unk_id
-        word = text[start:end] if unknown else tokenizer.id_to_token[token_id]
+        unknown = token_id == tokenizer.unk_token_id
+        word = text[start:end] if unknown else tokenizer.convert_ids_to_tokens(token_id)
         pieces.append({"scores": scores[index], "index": index, "word": word, "start": start, "end": end,
-                       "is_subword": word.startswith("##") and not unknown})
+                       "is_subword": word_id == previous_word and not unknown})
+        previous_word = word_id
+    decode = tokenizer.convert_tokens_to_string
     if aggregation_strategy in ("none", "simple"):
         entities = [_tagged(p["scores"], names, index=p["index"], word=p["word"], start=p["start"], end=p["end"])
                     for p in pieces]
     else:
-        entities = [_word_entity(group, names, aggregation_strategy) for group in _words(pieces)]
+        entities = [_word_entity(group, names, aggregation_strategy, decode) for group in _words(pieces)]
     if aggregation_strategy != "none":
-        entities = _group_entities(entities)
+        entities = _group_entities(entities, decode)
     key = "entity" if aggregation_strategy == "none" else "entity_group"
     return [e for e in entities if e[key] not in ignore_labels]
 
@@ -170,7 +176,7 @@ def _tagged(scores: np.ndarray, names: dict, **fields) -> dict:
 
 
 def _words(pieces: list[dict]) -> list[list[dict]]:
-    """Pieces grouped into words: a continuation piece ("##…") joins the word before it."""
+    """Pieces grouped into words: a piece of the same word as the one before (BERT's "##…") joins it."""
     words = []
     for piece in pieces:
         if piece["is_subword"] and words:
@@ -180,7 +186,7 @@ def _words(pieces: list[dict]) -> list[list[dict]]:
     return words
 
 
-def _word_entity(group: list[dict], names: dict, strategy: str) -> dict:
+def _word_entity(group: list[dict], names: dict, strategy: str, decode) -> dict:
     if strategy == "first":
         scores = group[0]["scores"]
     elif strategy == "max":
@@ -196,7 +202,7 @@ def _split_tag(tag: str) -> tuple[str, str]:
     return (tag[0], tag[2:]) if tag[:2] in ("B-", "I-") else ("I", tag)
 
 
-def _group_entities(entities: list[dict]) -> list[dict]:
+def _group_entities(entities: list[dict], decode) -> list[dict]:
     """Adjacent entries of one type, each but the first not a B-, form one {"entity_group", "score" (mean),
     "word", "start", "end"}."""
     groups = []
@@ -243,7 +249,8 @@ def feature_extraction(model, tokenizer, texts: str | list[str], *, return_tenso
     limit = max_length or getattr(model.config, "max_position_embeddings", None)
     results = []
     for text in [texts] if single else list(texts):
-        inputs = encoder_inputs(model, tokenizer([text], truncation=limit is not None, max_length=limit))
+        inputs = encoder_inputs(model, tokenizer([text], truncation=limit is not None, max_length=limit,
+                                                 return_tensors="np"))
         first = np.asarray(model(**inputs)[0], np.float32)
         results.append(first if return_tensors else first.tolist())
     return results[0] if single else results

@@ -93,48 +93,51 @@ def answer_tokens(example: QAExample, starts: list[int], ends: list[int]) -> tup
 
 def prepare_features(tokenizer, examples: list[QAExample], *, max_length: int = 384, doc_stride: int = 128,
                      max_query_length: int = 64) -> Features:
-    """Every example's windows with start/end labels (0 = [CLS] where the window lacks the answer)."""
+    """Every example's windows `[CLS] question [SEP] context [SEP]` (the tokenizer's template) with start/end
+    labels (0 = [CLS] where the window lacks the answer)."""
     if doc_stride < 1:
         raise ValueError(f"doc_stride must be at least 1, got {doc_stride}")
     contexts: dict[str, tuple] = {}  # ids, offsets, piece starts, piece ends; a context is shared by ~5 questions
     rows, example_index, all_offsets, answered, skipped = [], [], [], [], []
     for index, example in enumerate(examples):
-        query = tokenizer.tokenize(example.question)[0][:max_query_length]
+        query = tokenizer.encode(example.question, add_special_tokens=False).ids[:max_query_length]
         if example.context not in contexts:
-            ids, offsets = tokenizer.tokenize(example.context)
+            encoding = tokenizer.encode(example.context, add_special_tokens=False)
+            ids, offsets = encoding.ids, encoding.offsets
             contexts[example.context] = ids, offsets, [a for a, _ in offsets], [b for _, b in offsets]
         ids, offsets, starts, ends = contexts[example.context]
-        room = max_length - len(query) - 3
+        room = max_length - len(query) - tokenizer.num_special_tokens_to_add(pair=True)
         if room < 1:
             raise ValueError(f"max_length {max_length} leaves no room for the context after a "
                              f"{len(query)}-token question")
         answer = answer_tokens(example, starts, ends)
         if answer is None and example.answers:  # (a question without gold answers is for prediction only)
             skipped.append(f"{example.id}: no answer of {example.answers} is at its answer_start in the context")
-        first = len(query) + 2                                              # [CLS] query [SEP]
         start = 0
         while True:
             length = min(len(ids) - start, room)
-            window = [tokenizer.cls_id, *query, tokenizer.sep_id, *ids[start:start + length], tokenizer.sep_id]
+            inputs = tokenizer.prepare_for_model(query, ids[start:start + length])
+            window, sequence = inputs["input_ids"], inputs.sequence_ids()
+            first = sequence.index(1)                                       # [CLS] query [SEP] | context
             start_position = end_position = 0
             if answer is not None and start <= answer[0] and answer[1] < start + length:
                 start_position, end_position = first + answer[0] - start, first + answer[1] - start
-            rows.append((window, first, start_position, end_position))
-            all_offsets.append([None] * first + offsets[start:start + length] + [None])
+            rows.append((window, inputs["token_type_ids"], start_position, end_position))
+            all_offsets.append([offsets[start + k - first] if s == 1 else None for k, s in enumerate(sequence)])
             example_index.append(index)
             answered.append(answer is not None)
             if start + length >= len(ids):
                 break
             start += min(length, doc_stride)
     n = len(rows)
-    arrays = {"input_ids": np.full((n, max_length), tokenizer.pad_id, np.int32),
+    arrays = {"input_ids": np.full((n, max_length), tokenizer.pad_token_id, np.int32),
               "token_type_ids": np.zeros((n, max_length), np.int32),
               "attention_mask": np.zeros((n, max_length), np.int32),
               "start_positions": np.array([r[2] for r in rows], np.int32),
               "end_positions": np.array([r[3] for r in rows], np.int32)}
-    for row, (window, first, _, _) in enumerate(rows):
+    for row, (window, types, _, _) in enumerate(rows):
         arrays["input_ids"][row, :len(window)] = window
-        arrays["token_type_ids"][row, first:len(window)] = 1
+        arrays["token_type_ids"][row, :len(window)] = types
         arrays["attention_mask"][row, :len(window)] = 1
     return Features(arrays, np.array(example_index), all_offsets, np.array(answered, bool), skipped)
 

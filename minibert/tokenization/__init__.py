@@ -1,7 +1,17 @@
-"""BERT's WordPiece tokenizer from scratch: normalize.py -> pretokenize.py -> wordpiece.py, put
-together (with special tokens, truncation and padding) in tokenizer.py; trainer.py learns a
-vocabulary."""
+"""Tokenizers from scratch, one idea per module:
 
-from minibert.tokenization.tokenizer import Encoding, WordPieceTokenizer
+    text -> normalize.py -> pretokenize.py -> model (wordpiece.py, bpe.py, unigram.py)
+         -> template.py (special tokens, type ids) ; decoders for the way back
 
-__all__ = ["Encoding", "WordPieceTokenizer"]
+put together by base.py (`Tokenizer`, Hugging Face's tokenizer API), read and written as
+tokenizer.json by files.py, and picked from a directory by auto.py (`AutoTokenizer`).
+tokenizer.py is BERT's WordPiece preset; trainer.py learns a WordPiece vocabulary.
+"""
+
+from minibert.tokenization.auto import AutoTokenizer
+from minibert.tokenization.base import AddedToken, BatchEncoding, Tokenizer
+from minibert.tokenization.encoding import Encoding
+from minibert.tokenization.tokenizer import WordPieceTokenizer
+
+__all__ = ["AddedToken", "AutoTokenizer", "BatchEncoding", "Encoding", "Tokenizer",
+           "WordPieceTokenizer"]

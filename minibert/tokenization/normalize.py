@@ -15,6 +15,9 @@ Offsets must point into the *original* text, so normalization also returns an al
 each normalized character, the index of the original character it came from. Most characters
 map to themselves (lower-cased) and are processed in bulk with `str.lower`; only the "special"
 ones (dropped, CJK, decomposed, marks, ...) go through `_normalize_run` one by one.
+
+The simple normalizers other tokenizer.json files name (NFC/NFD/NFKC/NFKD, Lowercase,
+StripAccents, Replace, Strip, Prepend, Sequence; tokenizers' `normalizers` module) follow.
 """
 
 import functools
@@ -96,6 +99,7 @@ class BertNormalizer:
                  lowercase=True):
         self.clean_text = clean_text
         self.handle_chinese_chars = handle_chinese_chars
+        self.strip_accents_option = strip_accents  # None: follow lowercase (kept for to_json)
         self.strip_accents = lowercase if strip_accents is None else strip_accents
         self.lowercase = lowercase
         special = [charsets.DROPPED if clean_text else "",
@@ -151,3 +155,151 @@ class BertNormalizer:
             alignment = [a for c, a in zip(lowered, alignment) for _ in c]
             chars = lowered
         return "".join(chars), alignment
+
+    def to_json(self) -> dict:
+        return {"type": "BertNormalizer", "clean_text": self.clean_text,
+                "handle_chinese_chars": self.handle_chinese_chars,
+                "strip_accents": self.strip_accents_option, "lowercase": self.lowercase}
+
+    @classmethod
+    def from_json(cls, section: dict) -> "BertNormalizer":
+        return cls(section.get("clean_text", True), section.get("handle_chinese_chars", True),
+                   section.get("strip_accents"), section.get("lowercase", True))
+
+
+# ---- the simple normalizers of tokenizer.json files (tokenizers' `normalizers` module) -------
+#
+# Each maps `text -> (normalized, alignment | None)` like BertNormalizer. A normalized
+# character that stands for several original ones (NFC's é from e + ◌́) points at the first.
+
+
+def _per_cluster(text: str, transform) -> tuple[str, list[int] | None]:
+    """Apply `transform` to each character together with the combining marks after it, and
+    align each output character with the cluster's characters in order (the extra ones with
+    its last)."""
+    out, alignment, start = [], [], 0
+    for end in range(1, len(text) + 1):
+        if end < len(text) and unicodedata.combining(text[end]):
+            continue
+        cluster = transform(text[start:end])
+        out.append(cluster)
+        alignment += [start + min(k, end - start - 1) for k in range(len(cluster))]
+        start = end
+    return "".join(out), alignment
+
+
+class UnicodeNormalizer:
+    """NFC, NFD, NFKC or NFKD (tokenizer.json types of the same names)."""
+
+    def __init__(self, form: str):
+        self.form = form
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        if unicodedata.is_normalized(self.form, text):
+            return text, None
+        return _per_cluster(text, lambda s: unicodedata.normalize(self.form, s))
+
+    def to_json(self) -> dict:
+        return {"type": self.form}
+
+
+class Lowercase:
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        if text.isascii():
+            return text.lower(), None
+        out, alignment = [], []  # per character, as Rust lower-cases (no final-sigma rule)
+        for i, c in enumerate(text):
+            out.append(_lower(c))
+            alignment += [i] * len(out[-1])
+        return "".join(out), alignment
+
+    def to_json(self) -> dict:
+        return {"type": "Lowercase"}
+
+
+class StripAccents:
+    """Drop the non-spacing marks (Mn); used after NFD/NFKD, as in tokenizers."""
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        kept = [i for i, c in enumerate(text) if c not in _MARKS]
+        if len(kept) == len(text):
+            return text, None
+        return "".join(text[i] for i in kept), kept
+
+    def to_json(self) -> dict:
+        return {"type": "StripAccents"}
+
+
+class Replace:
+    """Replace each match of `pattern` ({"String": s} or {"Regex": r}) by `content`."""
+
+    def __init__(self, pattern: dict | str, content: str):
+        self.pattern = {"String": pattern} if isinstance(pattern, str) else dict(pattern)
+        regex = self.pattern.get("Regex")
+        self._regex = re.compile(regex if regex is not None else re.escape(self.pattern["String"]))
+        self.content = content
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        out, alignment, done = [], [], 0
+        for m in self._regex.finditer(text):
+            out.append(text[done:m.start()])
+            alignment += range(done, m.start())
+            out.append(self.content)  # the new characters stand for the match, in order
+            alignment += [m.start() + min(k, max(m.end() - m.start() - 1, 0))
+                          for k in range(len(self.content))]
+            done = m.end()
+        if not out:
+            return text, None
+        out.append(text[done:])
+        alignment += range(done, len(text))
+        return "".join(out), alignment
+
+    def to_json(self) -> dict:
+        return {"type": "Replace", "pattern": self.pattern, "content": self.content}
+
+
+class Strip:
+    def __init__(self, strip_left=True, strip_right=True):
+        self.strip_left, self.strip_right = strip_left, strip_right
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        start = len(text) - len(text.lstrip()) if self.strip_left else 0
+        end = len(text.rstrip()) if self.strip_right else len(text)
+        end = max(start, end)
+        return text[start:end], (None if start == 0 else list(range(start, end)))
+
+    def to_json(self) -> dict:
+        return {"type": "Strip", "strip_left": self.strip_left, "strip_right": self.strip_right}
+
+
+class Prepend:
+    """Put `prepend` before a non-empty text (SentencePiece-style "▁")."""
+
+    def __init__(self, prepend: str):
+        self.prepend = prepend
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        if not text:
+            return text, None
+        return self.prepend + text, [0] * len(self.prepend) + list(range(len(text)))
+
+    def to_json(self) -> dict:
+        return {"type": "Prepend", "prepend": self.prepend}
+
+
+class Sequence:
+    """Normalizers applied in order; the alignments compose."""
+
+    def __init__(self, normalizers: list):
+        self.normalizers = list(normalizers)
+
+    def __call__(self, text: str) -> tuple[str, list[int] | None]:
+        alignment = None
+        for normalizer in self.normalizers:
+            text, step = normalizer(text)
+            if step is not None:
+                alignment = step if alignment is None else [alignment[i] for i in step]
+        return text, alignment
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}

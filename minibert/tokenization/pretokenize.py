@@ -8,7 +8,11 @@ so "$5" -> $ | 5 and "a+b" -> a | + | b.
 
 One regular expression does it: a word is either one punctuation character or a run of
 characters that are neither punctuation nor whitespace.
+
+Other tokenizer.json files use tokenizers' Whitespace, WhitespaceSplit and Sequence, below.
 """
+
+import re
 
 from minibert.tokenization import charsets
 
@@ -18,3 +22,77 @@ WORD = charsets.CharsetRegex("[{p}]|[^{p}{w}]+", p=charsets.PUNCTUATION, w=chars
 def pre_tokenize(text: str) -> list[tuple[str, int, int]]:
     """The words of `text` with their (start, end) character offsets into it."""
     return [(m.group(), m.start(), m.end()) for m in WORD(text).finditer(text)]
+
+
+class BertPreTokenizer:
+    """`pre_tokenize` as a pipeline stage. Its words are slices of the normalized text, so it
+    needs no `piece_offsets` (a piece word[a:b] is at start + a .. start + b)."""
+
+    def __call__(self, text: str) -> list[tuple[str, int, int]]:
+        return pre_tokenize(text)
+
+    def to_json(self) -> dict:
+        return {"type": "BertPreTokenizer"}
+
+
+class Whitespace(BertPreTokenizer):
+    r"""Runs of word characters, or of other non-space characters: \w+|[^\w\s]+ (tokenizers'
+    Whitespace; Python's \w lacks the combining marks Rust's has)."""
+    _WORD = re.compile(r"\w+|[^\w\s]+")
+
+    def __call__(self, text: str) -> list[tuple[str, int, int]]:
+        return [(m.group(), m.start(), m.end()) for m in self._WORD.finditer(text)]
+
+    def to_json(self) -> dict:
+        return {"type": "Whitespace"}
+
+
+class WhitespaceSplit(Whitespace):
+    """Split on whitespace only."""
+    _WORD = re.compile(r"\S+")
+
+    def to_json(self) -> dict:
+        return {"type": "WhitespaceSplit"}
+
+
+class Sequence:
+    """Pre-tokenizers applied in order, each to the words of the one before. Only the last one
+    may have `piece_offsets` (byte-level, Metaspace): the others keep characters as they are."""
+
+    def __init__(self, pretokenizers: list):
+        self.pretokenizers = list(pretokenizers)
+        last = self.pretokenizers[-1] if self.pretokenizers else None
+        if hasattr(last, "piece_offsets"):
+            self.piece_offsets = last.piece_offsets
+        if any(hasattr(p, "piece_offsets") for p in self.pretokenizers[:-1]):
+            raise ValueError("pre_tokenizer Sequence: only the last pre-tokenizer may change "
+                             "characters (ByteLevel, Metaspace)")
+
+    def __call__(self, text: str) -> list[tuple[str, int, int]]:
+        words = [(text, 0, len(text))]
+        for p in self.pretokenizers:
+            words = [(w, start + a, start + b) for word, start, _ in words
+                     for w, a, b in p(word)]
+        return words
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "pretokenizers": [p.to_json() for p in self.pretokenizers]}
+
+
+class Punctuation(BertPreTokenizer):
+    """tokenizers' Punctuation with behavior "Isolated": each punctuation character (BERT's
+    definition above) is a word, and so is each run of other characters, spaces included."""
+
+    def __init__(self, behavior="Isolated"):
+        if behavior != "Isolated":
+            raise ValueError(f"Punctuation behavior {behavior!r} is not supported "
+                             "(only 'Isolated')")
+        self.behavior = behavior
+
+    _WORD = charsets.CharsetRegex("[{p}]|[^{p}]+", p=charsets.PUNCTUATION)
+
+    def __call__(self, text: str) -> list[tuple[str, int, int]]:
+        return [(m.group(), m.start(), m.end()) for m in self._WORD(text).finditer(text)]
+
+    def to_json(self) -> dict:
+        return {"type": "Punctuation", "behavior": self.behavior}

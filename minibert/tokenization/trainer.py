@@ -28,8 +28,9 @@ from minibert.tokenization.wordpiece import PREFIX
 
 
 def iter_texts(files_or_iterator):
-    """A file path, a list or tuple of paths, or any other iterable of texts (a generator,
-    `iter(list_of_texts)`) -> the texts (for files, their lines)."""
+    """A file path, a list or tuple of paths, or any other iterable of texts or of batches
+    of texts (a generator, `iter(list_of_texts)`, what `train_new_from_iterator` takes) -> the
+    texts (for files, their lines)."""
     if isinstance(files_or_iterator, (str, os.PathLike)):
         files_or_iterator = [files_or_iterator]
     if isinstance(files_or_iterator, (list, tuple)) and all(
@@ -38,10 +39,18 @@ def iter_texts(files_or_iterator):
             with open(path, encoding="utf-8") as f:
                 yield from f
     else:
-        yield from files_or_iterator
+        for item in files_or_iterator:
+            if isinstance(item, str):
+                yield item
+            elif isinstance(item, (list, tuple)):
+                yield from item
+            else:
+                raise TypeError(f"training data: expected texts or lists of texts, not "
+                                f"{type(item).__name__}")
 
 
 def count_words(texts, normalizer) -> collections.Counter:
+    """How often each pre-tokenized word occurs."""
     counts = collections.Counter()
     for text in texts:
         counts.update(word for word, _, _ in pre_tokenize(normalizer(text)[0]))
@@ -49,15 +58,22 @@ def count_words(texts, normalizer) -> collections.Counter:
 
 
 def train_vocab(files_or_iterator, vocab_size, normalizer, min_frequency, special_tokens,
-                limit_alphabet=1000) -> dict[str, int]:
-    """Learn a vocabulary: {token: id}, special tokens first, then the alphabet, then merges."""
+                limit_alphabet=1000, initial_alphabet=(), prefix=PREFIX) -> dict[str, int]:
+    """Learn a vocabulary: {token: id}, special tokens first, then the alphabet, then merges.
+
+    WordPieceTrainer's options: `limit_alphabet` keeps the most frequent characters (those
+    of `initial_alphabet` always), `prefix` is the continuing-subword prefix."""
     word_counts = count_words(iter_texts(files_or_iterator), normalizer)
 
     char_counts = collections.Counter()
     for word, n in word_counts.items():
         for c in word:
             char_counts[c] += n
-    alphabet = sorted(c for c, _ in char_counts.most_common(limit_alphabet))
+    initial = {s[0] for s in initial_alphabet if s}  # tokenizers keeps each one's first char
+    others = [c for c, _ in char_counts.most_common() if c not in initial]
+    if limit_alphabet is not None:
+        others = others[:max(limit_alphabet - len(initial), 0)]
+    alphabet = sorted(initial | set(others))
     tokens = list(dict.fromkeys([*special_tokens, *alphabet]))
     vocab = {t: i for i, t in enumerate(tokens)}
 
@@ -73,7 +89,7 @@ def train_vocab(files_or_iterator, vocab_size, normalizer, min_frequency, specia
     for word, n in sorted(word_counts.items()):
         chars = [c for c in word if c in kept]
         if chars:
-            words.append([token_id(chars[0])] + [token_id(PREFIX + c) for c in chars[1:]])
+            words.append([token_id(chars[0])] + [token_id(prefix + c) for c in chars[1:]])
             freqs.append(n)
 
     # Pair counts, and where each pair occurs, kept up to date as merges rewrite words.
@@ -93,7 +109,7 @@ def train_vocab(files_or_iterator, vocab_size, normalizer, min_frequency, specia
         if -neg_count < min_frequency:
             break
         a, b = tokens[pair[0]], tokens[pair[1]]
-        new = token_id(a + b.removeprefix(PREFIX))
+        new = token_id(a + b.removeprefix(prefix))
         changed = collections.Counter()
         for w in where.pop(pair):
             old, n = words[w], freqs[w]

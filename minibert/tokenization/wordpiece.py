@@ -22,7 +22,8 @@ class WordPiece:
     def __init__(self, vocab: dict[str, int], unk_token=UNK, prefix=PREFIX,
                  max_input_chars_per_word=100, cache_size=1_000_000):
         self.vocab = vocab
-        self.unk_id = vocab[unk_token]
+        self.unk_token = unk_token
+        self.unk_id = vocab.get(unk_token)  # needed only when a word has no segmentation
         self.prefix = prefix
         self.max_input_chars_per_word = max_input_chars_per_word
         self.longest = max(map(len, vocab), default=0)  # no piece can be longer than this
@@ -39,9 +40,8 @@ class WordPiece:
         return pieces
 
     def greedy_longest_match(self, word: str) -> tuple[tuple[int, int, int], ...]:
-        unknown = ((self.unk_id, 0, len(word)),)
         if len(word) > self.max_input_chars_per_word:
-            return unknown
+            return self._unknown(word)
         pieces, start = [], 0
         while start < len(word):
             prefix = self.prefix if start > 0 else ""
@@ -50,15 +50,58 @@ class WordPiece:
                 if piece_id is not None:
                     break
             else:
-                return unknown
+                return self._unknown(word)
             pieces.append((piece_id, start, end))
             start = end
         return tuple(pieces)
+
+    def _unknown(self, word: str) -> tuple[tuple[int, int, int], ...]:
+        if self.unk_id is None:
+            raise ValueError(f"the word {word[:50]!r} has no WordPiece segmentation and the "
+                             f"vocabulary lacks the unknown token {self.unk_token!r}")
+        return ((self.unk_id, 0, len(word)),)
+
+    def is_word_start(self, token: str) -> bool:
+        """Whether `token` begins a word (whole-word masking, pipelines): no "##"."""
+        return not token.startswith(self.prefix)
+
+    def to_json(self) -> dict:
+        """tokenizer.json's "model" section."""
+        return {"type": "WordPiece", "unk_token": self.unk_token,
+                "continuing_subword_prefix": self.prefix,
+                "max_input_chars_per_word": self.max_input_chars_per_word, "vocab": self.vocab}
+
+    @classmethod
+    def from_json(cls, section: dict, source="tokenizer.json") -> "WordPiece":
+        vocab = section.get("vocab")
+        if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
+            raise _file_error(f"{source}, model.vocab: expected an object {{token: id}}")
+        return cls(vocab, section.get("unk_token", UNK),
+                   section.get("continuing_subword_prefix", PREFIX),
+                   section.get("max_input_chars_per_word", 100))
 
 
 # Detokenization clean-up of the reference decoder, applied to each piece with its space.
 _CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
             (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+class WordPieceDecoder:
+    """tokenizer.json's WordPiece decoder: `decoder(tokens) -> str`."""
+
+    def __init__(self, prefix=PREFIX, cleanup=True):
+        self.prefix, self.cleanup = prefix, cleanup
+
+    def __call__(self, tokens: list[str]) -> str:
+        return decode(tokens, self.prefix, self.cleanup)
+
+    def to_json(self) -> dict:
+        return {"type": "WordPiece", "prefix": self.prefix, "cleanup": self.cleanup}
+
+
+def _file_error(message):
+    from minibert.tokenization.files import TokenizerFileError
+    return TokenizerFileError(message)
 
 
 def decode(tokens: list[str], prefix=PREFIX, cleanup=True) -> str:

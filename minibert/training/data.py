@@ -5,6 +5,7 @@ examples built elsewhere):
 - `PackedRows` (MLM only, RoBERTa's FULL-SENTENCES, Liu et al. 2019 §4.2): the documents as one stream of
   tokens, each followed by [SEP], cut into rows of `[CLS] … [SEP]` with no padding but the last row's.
   Row i is stream[i·(seq − 2) : (i + 1)·(seq − 2)], found by a binary search over the documents' starts.
+  ([CLS] … [SEP] stands for the tokenizer's template, e.g. RoBERTa's <s> … </s>: tokenization/template.py.)
 - `SentencePairs` (MLM + NSP, Devlin et al. 2019 Appendix A.2, `create_instances_from_document`): every
   document is cut into chunks of consecutive sentences of about seq − 3 tokens (chunk k: from the sentence
   holding token k·(seq − 3) to the one holding token (k + 1)·(seq − 3)); an example splits its chunk at a
@@ -51,8 +52,9 @@ class PackedRows:
     """MLM rows `[CLS] stream[i·body : (i+1)·body] [SEP]`, body = seq − 2, over documents [first, last)."""
 
     def __init__(self, corpus: PreparedCorpus, documents: range, seq_len: int, tokenizer):
-        self.corpus, self.documents, self.seq_len, self.body = corpus, documents, seq_len, seq_len - 2
-        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
+        self.corpus, self.documents, self.seq_len, self.tokenizer = corpus, documents, seq_len, tokenizer
+        self.body = seq_len - tokenizer.num_special_tokens_to_add(pair=False)
+        self.sep_id, self.pad_id = _token_id(tokenizer, "sep_token"), _token_id(tokenizer, "pad_token")
         lengths = corpus.lengths()[documents.start:documents.stop] + 1                 # each document + [SEP]
         self.start = np.concatenate([[0], np.cumsum(lengths)])                          # its place in the stream
         self.size = math.ceil(int(self.start[-1]) / self.body)
@@ -67,8 +69,10 @@ class PackedRows:
             document = np.append(self.corpus.tokens(self.documents.start + d), self.sep_id)
             pieces.append(document[max(a - self.start[d], 0):b - self.start[d]])
             d += 1
-        row = np.concatenate([[self.cls_id], *pieces, [self.sep_id]])
-        return _padded(row, np.zeros_like(row), self.seq_len, self.pad_id)
+        body = np.concatenate(pieces).tolist()
+        row = self.tokenizer.build_inputs_with_special_tokens(body)
+        types = self.tokenizer.create_token_type_ids_from_sequences(body)
+        return _padded(np.array(row), np.array(types), self.seq_len, self.pad_id)
 
 
 class SentencePairs:
@@ -78,8 +82,8 @@ class SentencePairs:
         if len(documents) < 2:
             raise ValueError("NSP needs at least two documents in the corpus")
         self.corpus, self.documents, self.seq_len, self.short_seq_prob = corpus, documents, seq_len, short_seq_prob
-        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
-        self.max_tokens = seq_len - 3
+        self.tokenizer, self.pad_id = tokenizer, _token_id(tokenizer, "pad_token")
+        self.max_tokens = seq_len - tokenizer.num_special_tokens_to_add(pair=True)
         chunks = -(-corpus.lengths()[documents.start:documents.stop] // self.max_tokens)   # ⌈length / (seq − 3)⌉
         self.start = np.concatenate([[0], np.cumsum(chunks)])
         self.size = int(self.start[-1])
@@ -115,8 +119,9 @@ class SentencePairs:
             label = NSP_IS_NEXT
             b = np.concatenate(pieces[split:])
         a, b = _truncate_pair(a, b, target, rng)
-        row = np.concatenate([[self.cls_id], a, [self.sep_id], b, [self.sep_id]])
-        types = np.concatenate([np.zeros(len(a) + 2, np.int32), np.ones(len(b) + 1, np.int32)])
+        a, b = a.tolist(), b.tolist()
+        row = np.array(self.tokenizer.build_inputs_with_special_tokens(a, b))
+        types = np.array(self.tokenizer.create_token_type_ids_from_sequences(a, b))
         return _padded(row, types, self.seq_len, self.pad_id) | {"next_sentence_label": np.int32(label)}
 
 
@@ -131,6 +136,14 @@ class FixedRows:
 
     def __call__(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {k: v[index].copy() for k, v in self.arrays.items()}
+
+
+def _token_id(tokenizer, role: str) -> int:
+    """The id of the tokenizer's special token `role` ("pad_token", ...); ValueError naming it if absent."""
+    token_id = getattr(tokenizer, f"{role}_id")
+    if token_id is None:
+        raise ValueError(f"the tokenizer has no {role}, which pretraining examples need")
+    return token_id
 
 
 def _padded(row: np.ndarray, types: np.ndarray, seq_len: int, pad_id: int) -> dict[str, np.ndarray]:
@@ -193,11 +206,9 @@ class Batches:
         if max_predictions is not None and not 1 <= max_predictions <= seq_len:
             raise ValueError(f"max_predictions must be in [1, {seq_len}] (the sequence length), got {max_predictions}")
         self.max_predictions = max_predictions
-        self.mask_id, self.vocab_size = tokenizer.mask_id, len(tokenizer)
-        self.special = np.array(sorted({tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id}), np.int32)
-        self.continuation = None
-        if whole_word:
-            self.continuation = np.array([tokenizer.id_to_token[i].startswith("##") for i in range(len(tokenizer))])
+        self.mask_id, self.vocab_size = _token_id(tokenizer, "mask_token"), len(tokenizer)
+        self.special = np.array(sorted(tokenizer.all_special_ids), np.int32)
+        self.tokenizer, self.whole_word = tokenizer, whole_word
         index = process_index if process_index is not None else jax.process_index()
         count = process_count if process_count is not None else jax.process_count()
         if batch_size % count:
@@ -212,7 +223,7 @@ class Batches:
         example = self.examples(int(index), rng)
         ids = example["input_ids"][None]
         maskable = ~np.isin(ids, self.special) & (example["attention_mask"][None] > 0)
-        continuation = None if self.continuation is None else self.continuation[ids]
+        continuation = ~self.tokenizer.word_starts(ids) if self.whole_word else None
         corrupted, labels = mask_tokens(ids, maskable, rng, rate=self.mask_rate, mask_id=self.mask_id,
                                         vocab_size=self.vocab_size, continuation=continuation)
         if self.max_predictions is not None:

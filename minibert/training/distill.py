@@ -29,7 +29,7 @@ from minibert.distillation import Distiller, soft_target_loss
 from minibert.losses import IGNORE_INDEX
 from minibert.nn.attention import forward_with_attention_maps, record_attention_maps, set_attention_implementation
 from minibert.options import AT_LEAST_0, POSITIVE, UNIT, bounded
-from minibert.tokenization.tokenizer import WordPieceTokenizer
+from minibert.tokenization import AutoTokenizer
 from minibert.training.batch import Batch, model_inputs
 from minibert.training.loop import TrainConfig, Trainer, masked_accuracy
 from minibert.training.pretrain import PretrainConfig, corpus_batches, plan, prepared_corpus
@@ -141,8 +141,8 @@ def build(config: DistillConfig):
     positions = getattr(teacher.config, "max_position_embeddings", None)
     if positions is not None and config.seq_len > positions:
         raise ValueError(f"--seq-len {config.seq_len} exceeds the teacher's max_position_embeddings {positions}")
-    tokenizer = WordPieceTokenizer.from_pretrained(teacher_dir)
-    p.model_config.vocab_size, p.model_config.pad_token_id = teacher.config.vocab_size, tokenizer.pad_id
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    p.model_config.vocab_size, p.model_config.pad_token_id = teacher.config.vocab_size, tokenizer.pad_token_id
     if not teacher.accepts_masked_positions():
         p.max_predictions = None           # both models must score the same positions: a dense head then
     corpus, _ = prepared_corpus(config)                 # prepared with (or checked against) the teacher's vocabulary

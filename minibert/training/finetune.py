@@ -40,7 +40,7 @@ from minibert.losses import IGNORE_INDEX
 from minibert.models import auto, finetuning
 from minibert.options import AT_LEAST_1, POSITIVE, UNIT, Range, bounded, check
 from minibert.tasks import glue, metrics, ner, squad
-from minibert.tokenization.tokenizer import WordPieceTokenizer
+from minibert.tokenization import AutoTokenizer, Tokenizer
 from minibert.training.batch import model_inputs as batch_inputs
 from minibert.training.loop import TrainConfig, Trainer, loss_and_accuracy, masked_accuracy
 
@@ -76,7 +76,7 @@ class FinetuneConfig:
 @dataclasses.dataclass
 class FinetuneResult:
     model: nnx.Module                     # the best model (the last one without a dev set), eval mode
-    tokenizer: WordPieceTokenizer
+    tokenizer: Tokenizer
     history: list[dict]                   # the logged records (metrics.jsonl)
     best: dict                            # the best dev evaluation, with its "step"
     baseline: dict                        # the majority-class baseline on the dev set
@@ -153,6 +153,14 @@ def task_distillation_metric(outputs: tuple[str, ...], alpha: float, temperature
     return metric
 
 
+def _teacher_vocab(teacher_dir: Path) -> dict[str, int] | None:
+    """The teacher directory's vocabulary, or None when it holds no tokenizer."""
+    try:
+        return AutoTokenizer.from_pretrained(teacher_dir).get_vocab()
+    except FileNotFoundError:
+        return None
+
+
 def teacher_predictions(config: FinetuneConfig, task, tokenizer, arrays: dict[str, np.ndarray]) -> dict:
     """The fine-tuned teacher's outputs on every training row, `teacher_<output>` (n, …) float32. The teacher must
     have the task's head, the student's labels in the same order, and the student's vocabulary."""
@@ -160,7 +168,7 @@ def teacher_predictions(config: FinetuneConfig, task, tokenizer, arrays: dict[st
     teacher = hf.from_pretrained(teacher_dir, dtype=jnp.dtype(config.dtype))
     if not type(teacher).__name__.endswith(task.head):
         raise ValueError(f"the teacher {teacher_dir} is a {type(teacher).__name__}, not a {task.head[3:]} model")
-    if not (teacher_dir / "vocab.txt").is_file() or WordPieceTokenizer.from_pretrained(teacher_dir).vocab != tokenizer.vocab:
+    if _teacher_vocab(teacher_dir) != tokenizer.get_vocab():
         raise ValueError(f"the teacher {teacher_dir} does not have the student's vocabulary: both must read the same "
                          f"word pieces")
     if task.labels is not None:
@@ -300,7 +308,7 @@ def build(config: FinetuneConfig):
     out = Path(config.train.output_dir)
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not config.resume:
         raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --output")
-    tokenizer = WordPieceTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     task = {"glue": GlueTask, "ner": NerTask, "squad": SquadTask}[config.task](
         config, tokenizer, np.random.default_rng(config.train.seed))
 

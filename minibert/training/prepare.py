@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minibert.options import AT_LEAST_0, POSITIVE, Range, bounded, check
-from minibert.tokenization.tokenizer import WordPieceTokenizer
+from minibert.tokenization import AutoTokenizer, Tokenizer
 from minibert.training import corpus as corpora
 
 FORMAT = "minibert-shards/1"
@@ -74,22 +74,26 @@ def id_dtype(vocab_size: int) -> np.dtype:
     raise ValueError(f"a vocabulary of {vocab_size} entries does not fit the largest id dtype, uint32")
 
 
-def tokenizer_hash(tokenizer: WordPieceTokenizer) -> str:
-    """SHA-256 of what decides the ids: the vocabulary in id order and the normaliser's options."""
+def tokenizer_hash(tokenizer: Tokenizer) -> str:
+    """SHA-256 of what decides the ids: the vocabulary in id order and the pipeline's options (for BERT's
+    normaliser its four switches, as before tokenizer.json existed, so that older shards keep their hash)."""
     n = tokenizer.normalizer
-    options = [n.clean_text, n.handle_chinese_chars, n.strip_accents, n.lowercase]
+    if hasattr(n, "handle_chinese_chars"):
+        options = [n.clean_text, n.handle_chinese_chars, n.strip_accents, n.lowercase]
+    else:
+        options = [None if c is None else c.to_json() for c in (n, tokenizer.pre_tokenizer, tokenizer.decoder)]
     text = json.dumps([options, [tokenizer.id_to_token[i] for i in range(len(tokenizer))]], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_tokenizer(path: str | Path, lowercase: bool = True, backend: str = "minibert") -> WordPieceTokenizer:
-    """A tokenizer directory (vocab.txt + tokenizer_config.json) or a bare vocab.txt."""
+def load_tokenizer(path: str | Path, lowercase: bool = True, backend: str = "minibert") -> Tokenizer:
+    """A tokenizer directory (any AutoTokenizer reads), a tokenizer.json, or a bare vocab.txt (WordPiece)."""
     path = Path(path)
     if path.is_dir():
-        return WordPieceTokenizer.from_pretrained(path, backend=backend)
+        return AutoTokenizer.from_pretrained(path, backend=backend)
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary {path} does not exist")
-    return WordPieceTokenizer.from_file(path, lowercase=lowercase, backend=backend)
+    return AutoTokenizer.from_file(path, lowercase=lowercase, backend=backend)
 
 
 # ---- one unit → one shard (runs in a worker process) ---------------------------------------------
@@ -98,7 +102,7 @@ _worker = {}
 
 
 def _start_worker(tokenizer_dir: str, backend: str) -> None:
-    _worker["tokenizer"] = WordPieceTokenizer.from_pretrained(tokenizer_dir, backend=backend)
+    _worker["tokenizer"] = AutoTokenizer.from_pretrained(tokenizer_dir, backend=backend)
 
 
 def _write_array(path: Path, values: np.ndarray) -> None:
@@ -118,7 +122,7 @@ def tokenize_unit(job: tuple) -> dict:
     for document in corpora.read_unit(unit, stats, text_field=text_field, strict=strict):
         for sentence in document:
             characters += len(sentence)
-            tokens = tokenizer.tokenize(sentence)[0]
+            tokens = tokenizer.encode(sentence, add_special_tokens=False).ids
             if tokens:
                 ids.extend(tokens)
                 sentence_ends.append(len(ids))
@@ -223,14 +227,14 @@ def _check_text_field(units: list, text_field: str, records: int = 1000) -> None
                                   f"choose the field with --text-field")
 
 
-def _tokenizer(config: PrepareConfig, units: list, out: Path) -> WordPieceTokenizer:
+def _tokenizer(config: PrepareConfig, units: list, out: Path) -> Tokenizer:
     """The given vocabulary, the one a previous run of this output saved, or one trained on a seeded sample of at
     most `vocab_sample_mb` of the corpus: whole units in a seeded random order until the budget is met."""
     saved = out / TOKENIZER_DIR
     if config.vocab:
         tokenizer = load_tokenizer(config.vocab, config.lowercase)
-    elif (saved / "vocab.txt").is_file():
-        return WordPieceTokenizer.from_pretrained(saved)
+    elif _is_saved(saved):
+        return AutoTokenizer.from_pretrained(saved)
     else:
         budget = int(config.vocab_sample_mb * (1 << 20))
 
@@ -244,15 +248,19 @@ def _tokenizer(config: PrepareConfig, units: list, out: Path) -> WordPieceTokeni
                         if taken >= budget:
                             return
 
-        tokenizer = WordPieceTokenizer.train(sample(), vocab_size=config.vocab_size, lowercase=config.lowercase)
+        tokenizer = AutoTokenizer.train(sample(), vocab_size=config.vocab_size, lowercase=config.lowercase)
     id_dtype(len(tokenizer))
-    if (saved / "vocab.txt").is_file():
-        if tokenizer_hash(WordPieceTokenizer.from_pretrained(saved)) != tokenizer_hash(tokenizer):
+    if _is_saved(saved):
+        if tokenizer_hash(AutoTokenizer.from_pretrained(saved)) != tokenizer_hash(tokenizer):
             raise PrepareError(f"{out} was prepared with another tokenizer ({saved}) than {config.vocab}: "
                                f"choose another --output, or delete {out}")
         return tokenizer
     tokenizer.save_pretrained(saved)
     return tokenizer
+
+
+def _is_saved(directory: Path) -> bool:
+    return (directory / "vocab.txt").is_file() or (directory / "tokenizer.json").is_file()
 
 
 def _continue_or_start(out: Path, plan: dict) -> dict:

@@ -32,7 +32,7 @@ from minibert.models import auto
 from minibert.models.electra import ElectraPretrainer
 from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
 from minibert.options import AT_LEAST_0, AT_LEAST_1, OPEN_UNIT, Range, bounded, check
-from minibert.tokenization.tokenizer import WordPieceTokenizer
+from minibert.tokenization import AutoTokenizer, Tokenizer
 from minibert.training import sharding
 from minibert.training.data import Batches, PackedRows, SentencePairs, default_max_predictions
 from minibert.training.loop import TrainConfig, Trainer
@@ -122,7 +122,7 @@ def build(config: PretrainConfig):
     if config.train.steps < 1:            # (distillation may have none: only layer-wise transfer)
         raise ValueError(f"pretraining needs steps ≥ 1, got {config.train.steps}")
     corpus, tokenizer = prepared_corpus(config)
-    p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_id
+    p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_token_id
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
     if p.objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
@@ -138,7 +138,7 @@ def build(config: PretrainConfig):
     return model, tokenizer, batches, eval_batch
 
 
-def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, WordPieceTokenizer]:
+def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, Tokenizer]:
     """`--data`, or `--corpus` (or the embedded default) prepared into OUTPUT/data — a finished preparation is
     reused, a killed one continued — and the run's tokenizer: `--vocab`, which must be the corpus's, or the
     corpus's own. The tokenizer files are saved in the output directory."""
@@ -154,7 +154,7 @@ def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, WordPieceTo
         tokenizer = load_tokenizer(config.vocab, config.lowercase)
         corpus.check_tokenizer(tokenizer)
     else:
-        tokenizer = WordPieceTokenizer.from_pretrained(corpus.directory / TOKENIZER_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(corpus.directory / TOKENIZER_DIR)
     if jax.process_index() == 0:
         tokenizer.save_pretrained(out)
     return corpus, tokenizer

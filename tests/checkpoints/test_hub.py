@@ -60,13 +60,13 @@ def test_offline_environment_reads_the_cache_for_models_and_tokenizers(cache):
     """HF_HUB_OFFLINE=1 and HF_HUB_CACHE, as a user sets them (read when huggingface_hub is imported)."""
     root, _ = cache
     script = ("import minibert; "
-              f"m = minibert.from_pretrained({REPO!r}); t = minibert.WordPieceTokenizer.from_pretrained({REPO!r}); "
-              "print(type(m).__name__, t.tokenize('hello world'))")
+              f"m = minibert.from_pretrained({REPO!r}); t = minibert.AutoTokenizer.from_pretrained({REPO!r}); "
+              "print(type(m).__name__, t.tokenize('hello world'), t.encode('hello world', add_special_tokens=False).ids)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root), "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
                             cwd=Path(__file__).parents[2])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "BertForMaskedLM ([5, 6], [(0, 5), (6, 11)])"   # ids of hello, world
+    assert result.stdout.strip() == "BertForMaskedLM ['hello', 'world'] [5, 6]"   # ids of hello, world
 
 
 def test_a_name_neither_a_directory_nor_cached_is_one_clear_error(cache):

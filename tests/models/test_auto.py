@@ -90,6 +90,10 @@ def test_the_tables_cover_every_family_model_and_config():
 
 def test_lookups_and_their_errors():
     assert auto.model_class("electra", "pretraining") is minibert.ElectraForPreTraining
+    assert auto.model_class("roberta", "masked-lm") is minibert.RobertaForMaskedLM
+    assert auto.model_class_by_name("RobertaForMultipleChoice").__name__ == "RobertaForMultipleChoice"
+    with pytest.raises(ValueError, match="the 'roberta' family has no pretraining model"):
+        auto.model_class("roberta", "pretraining")                       # no NSP (Liu et al. 2019, §4.2)
     assert auto.model_class_by_name("ConvBertForTokenClassification").__name__ == "ConvBertForTokenClassification"
     with pytest.raises(ValueError, match="the 'mosaic_bert' family has no sequence-classification model"):
         auto.model_class("mosaic_bert", "sequence-classification")

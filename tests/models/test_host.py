@@ -16,6 +16,7 @@ from minibert.models.electra import ElectraConfig, ElectraForPreTraining
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForPreTraining
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM
+from minibert.models.roberta import RobertaConfig, RobertaForMaskedLM
 
 VOCAB = 97
 SMALL = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
@@ -25,6 +26,7 @@ FAMILIES = {
     "electra": lambda: ElectraForPreTraining(ElectraConfig(**SMALL, embedding_size=16)),
     "mosaicbert": lambda: MosaicBertForMaskedLM(MosaicBertConfig(
         **{k: v for k, v in SMALL.items() if k != "max_position_embeddings"})),
+    "roberta": lambda: RobertaForMaskedLM(RobertaConfig(**SMALL)),
     "modernbert": lambda: ModernBertForMaskedLM(ModernBertConfig(**SMALL, local_attention=8, pad_token_id=0)),
     "bert-qa": lambda: heads.BertForQuestionAnswering(BertConfig(**SMALL)),
     "bert-tagger": lambda: heads.BertForTokenClassification(BertConfig(**SMALL, extra={"num_labels": 5})),

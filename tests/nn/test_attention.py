@@ -88,7 +88,7 @@ def test_switching_implementation_keeps_outputs():
         set_attention_implementation(model, "flash")
 
 
-@pytest.mark.parametrize("family", ["bert", "mobilebert", "convbert", "electra", "mosaicbert", "modernbert"])
+@pytest.mark.parametrize("family", ["bert", "mobilebert", "convbert", "electra", "roberta", "mosaicbert", "modernbert"])
 def test_recorded_attention_maps_are_each_layers_probabilities(family):
     from minibert import presets
     from minibert.models import auto

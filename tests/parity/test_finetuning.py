@@ -1,5 +1,5 @@
 """Task heads at float32 parity with `transformers`: sequence / token classification, question answering and
-multiple choice for BERT, MobileBERT, ConvBERT, ELECTRA and ModernBERT — logits and losses on padded batches
+multiple choice for BERT, MobileBERT, ConvBERT, ELECTRA, RoBERTa and ModernBERT — logits and losses on padded batches
 with token types, labels read from config.json, and one fine-tuning step's loss and gradients per family."""
 
 import numpy as np
@@ -22,6 +22,8 @@ FAMILIES = {
                      intermediate_size=37, head_ratio=2, conv_kernel_size=3, type_vocab_size=2),
     "Electra": dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                     intermediate_size=37, type_vocab_size=2, hidden_act="relu"),
+    "Roberta": dict(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37,
+                    type_vocab_size=1, max_position_embeddings=40, layer_norm_eps=1e-5),
     "ModernBert": dict(vocab_size=99, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
                        local_attention=8, global_attn_every_n_layers=2, **MODERN_TOKENS),
 }
@@ -146,6 +148,7 @@ def test_heads_take_inputs_embeds_and_return_attentions(pair):
 # and regression (one output: mean squared error)
 STEP = [("Bert", "ForSequenceClassification", {}), ("MobileBert", "ForTokenClassification", {}),
         ("ConvBert", "ForMultipleChoice", {}), ("Electra", "ForSequenceClassification", dict(num_labels=1)),
+        ("Roberta", "ForSequenceClassification", {}),
         ("ModernBert", "ForQuestionAnswering", {})]
 
 

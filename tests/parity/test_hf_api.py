@@ -12,15 +12,18 @@ from tests.parity.test_convbert import CONFIGS as CONVBERT
 from tests.parity.test_electra import CONFIGS as ELECTRA
 from tests.parity.test_mobilebert import CONFIGS as MOBILEBERT
 from tests.parity.test_modernbert import CONFIGS as MODERNBERT
+from tests.parity.test_roberta import CONFIGS as ROBERTA
 
 # odd configs: 3 heads of width 5, ConvBERT's half-width heads (4 // head_ratio 2), MobileBERT's bottleneck
-# attention, ELECTRA's projected embeddings, ModernBERT's global and sliding-window (±4) layers
+# attention, ELECTRA's projected embeddings, RoBERTa's positions after pad id 3 and untied decoder, ModernBERT's
+# global and sliding-window (±4) layers
 CASES = {
     "BertModel": ("BertConfig", BERT["odd-heads"]),
     "BertForPreTraining": ("BertConfig", BERT["odd-heads"]),
     "MobileBertForPreTraining": ("MobileBertConfig", MOBILEBERT["paper"]),
     "ConvBertForMaskedLM": ("ConvBertConfig", CONVBERT["embed16-k9-groups2"]),
     "ElectraForPreTraining": ("ElectraConfig", ELECTRA["projected"]),
+    "RobertaForMaskedLM": ("RobertaConfig", ROBERTA["pad3-untied"]),
     "ModernBertForMaskedLM": ("ModernBertConfig", MODERNBERT["every3"]),
 }
 SHAPE = (3, 13)

@@ -96,7 +96,8 @@ def test_batch_arrays_like_transformers(reference_vocab, tmp_path, padding, trun
     hf = BertTokenizerFast(str(vocab_file), do_lower_case=lowercase)
     texts = [t for t in TEXTS if t.strip()]
     for pairs in (None, texts[::-1]):
-        got = ours(texts, pairs, max_length=max_length, padding=padding, truncation=truncation)
+        got = ours(texts, pairs, max_length=max_length, padding=padding, truncation=truncation,
+                   return_tensors="np")
         expected = hf(texts, pairs, max_length=max_length, padding=padding,
                       truncation=truncation, return_tensors="np")
         assert set(got) == {"input_ids", "token_type_ids", "attention_mask"}
@@ -105,12 +106,13 @@ def test_batch_arrays_like_transformers(reference_vocab, tmp_path, padding, trun
             np.testing.assert_array_equal(array, expected[name], err_msg=name)
 
 
-def test_single_text_call_is_a_batch_of_one(pair):
+def test_single_text_call_like_transformers(pair):
     ours, _ = pair
-    batch = ours("a b")
-    assert batch["input_ids"].shape == (1, 4)
+    assert ours("a b", return_tensors="np")["input_ids"].shape == (1, 4)
+    assert len(ours("a b")["input_ids"]) == 4  # one text, no tensors: not batched
+    assert [len(row) for row in ours(["a b", "a"])["input_ids"]] == [4, 3]  # ragged lists
     with pytest.raises(ValueError, match="padding"):
-        ours(["a b", "a"])
+        ours(["a b", "a"], return_tensors="np")
 
 
 def test_decode(pair, corpora):
@@ -118,7 +120,7 @@ def test_decode(pair, corpora):
     texts = corpora["wikitext/wiki.test.raw"][:400] + corpora["sst2/dev.tsv"] + TEXTS
     for text in texts:
         ids = ours.encode(text).ids
-        assert ours.decode(ids) == reference.decode(ids), text
+        assert ours.decode(ids, skip_special_tokens=True) == reference.decode(ids), text
         assert ours.decode(ids, skip_special_tokens=False) == \
             reference.decode(ids, skip_special_tokens=False), text
 
@@ -129,7 +131,7 @@ def test_save_pretrained_loads_in_transformers(pair, tmp_path, corpora):
     ours, _ = pair
     ours.save_pretrained(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {
-        "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}
+        "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
     hf = BertTokenizerFast.from_pretrained(str(tmp_path))
     again = WordPieceTokenizer.from_pretrained(tmp_path)
     assert again.vocab == ours.vocab
@@ -161,11 +163,21 @@ def test_non_string_input_names_the_type(pair):
         ours.encode("ok", ["not", "a", "str"])
 
 
-def test_vocab_without_special_tokens_names_them(tmp_path):
+def test_vocab_without_special_tokens_fails_only_where_needed(tmp_path):
+    """transformers and tokenizers accept such a vocabulary; what needs a missing token fails."""
     path = tmp_path / "vocab.txt"
-    path.write_text("[PAD]\n[UNK]\n[SEP]\nhello\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"\[CLS\], \[MASK\]"):
-        WordPieceTokenizer.from_file(path)
+    path.write_text("[UNK]\n[CLS]\n[SEP]\nhello\n", encoding="utf-8")
+    ours = WordPieceTokenizer.from_file(path)
+    assert ours.pad_token is None and ours.pad_token_id is None and ours.mask_token is None
+    assert ours.encode("hello").tokens == ["[CLS]", "hello", "[SEP]"]
+    assert ours(["hello", "hello hello"])["input_ids"] == [[1, 3, 2], [1, 3, 3, 2]]
+    with pytest.raises(ValueError, match="no pad_token, which padding needs"):
+        ours(["hello", "hello hello"], padding=True)
+    path.write_text("[PAD]\n[UNK]\nhello\n", encoding="utf-8")
+    ours = WordPieceTokenizer.from_file(path)
+    assert ours.encode("hello", add_special_tokens=False).ids == [2]
+    with pytest.raises(ValueError, match=r"needs \[CLS\] and \[SEP\]"):
+        ours.encode("hello")
 
 
 def test_vocab_not_utf8_names_path_and_line(tmp_path):

@@ -64,7 +64,7 @@ def test_against_the_reference_trainer(our_trained, corpora):
 
     held_out = corpora["wikitext/wiki.test.raw"]
     normalizer = our_trained.normalizer
-    ours = fertility(lambda ts: [len(our_trained.tokenize(t)[0]) for t in ts], normalizer,
+    ours = fertility(lambda ts: [len(our_trained.tokenize(t)) for t in ts], normalizer,
                      held_out)
     theirs = fertility(lambda ts: [len(e.ids) for e in reference.encode_batch(
         ts, add_special_tokens=False)], normalizer, held_out)
@@ -73,3 +73,31 @@ def test_against_the_reference_trainer(our_trained, corpora):
     assert len(ours_vocab) == len(reference_vocab) == 8000
     assert abs(ours - theirs) / theirs < 0.05
     assert overlap > 0.9
+
+
+def test_iterator_of_batches_as_train_new_from_iterator_takes():
+    batches = iter([TOY[:2], TOY[2:4], TOY[4:]])
+    assert WordPieceTokenizer.train(batches, vocab_size=30).vocab == \
+        WordPieceTokenizer.train(iter(TOY), vocab_size=30).vocab
+
+
+def test_trainer_options_like_the_reference():
+    """limit_alphabet, initial_alphabet, continuing_subword_prefix, min_frequency and
+    special_tokens give the vocabulary `tokenizers`' WordPieceTrainer gives (as sets: the
+    order of the continuation characters differs)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    for options in [dict(limit_alphabet=4), dict(initial_alphabet=["z", "q"]),
+                    dict(continuing_subword_prefix="@@"), dict(min_frequency=5),
+                    dict(special_tokens=["<pad>", "[UNK]"])]:
+        reference = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        reference.normalizer = normalizers.BertNormalizer()
+        reference.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        reference.train_from_iterator(TOY, trainers.WordPieceTrainer(
+            vocab_size=30, show_progress=False, **options))
+        ours = WordPieceTokenizer.train(iter(TOY), vocab_size=30, **options)
+        specials = set(options.get("special_tokens", SPECIAL_TOKENS))
+        assert set(ours.vocab) - specials == set(reference.get_vocab()) - specials, options
+    prefixed = WordPieceTokenizer.train(iter(TOY), vocab_size=30, continuing_subword_prefix="@@")
+    assert prefixed.tokenize("hugs puns") == ["hugs", "pun", "@@s"]
+    assert prefixed.decode(prefixed.encode("hugs puns").ids, skip_special_tokens=True) == "hugs puns"

@@ -43,3 +43,12 @@ def write_prepared(directory, documents, vocab_size=600):
                 "documents": len(documents), "shards": shards}
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
+
+
+def toy_tokenizer():
+    """A WordPiece tokenizer of 600 ids: [PAD] [UNK] [CLS] [SEP] [MASK] (0-4), then "##x<i>" for i % 3 == 0
+    (continuation pieces) and "x<i>" otherwise."""
+    from minibert.tokenization.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
+
+    pieces = [f"##x{i}" if i % 3 == 0 else f"x{i}" for i in range(len(SPECIAL_TOKENS), 600)]
+    return WordPieceTokenizer({t: i for i, t in enumerate([*SPECIAL_TOKENS, *pieces])})

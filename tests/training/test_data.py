@@ -6,17 +6,12 @@ import pytest
 
 from minibert.training.data import NSP_IS_NEXT, Batches, PackedRows, SentencePairs
 from minibert.training.shards import PreparedCorpus
-from tests.training.conftest import write_prepared
+from tests.training.conftest import toy_tokenizer, write_prepared
 
 CLS, SEP, PAD, MASK = 2, 3, 0, 4
 
 
-class FakeTokenizer:
-    mask_id, cls_id, sep_id, pad_id = MASK, CLS, SEP, PAD
-    id_to_token = {i: ("##x" if i % 3 == 0 else "x") for i in range(600)}
-
-    def __len__(self):
-        return 600
+FakeTokenizer = toy_tokenizer  # ids as above; "##" pieces at ids divisible by 3
 
 
 def synthetic_documents(n=300, seed=0):

@@ -25,7 +25,7 @@ def expected_documents(files, tokenizer):
     out = []
     for file in files:
         for document in corpora.documents_from_text(Path(file).read_text()):
-            sentences = [ids for ids in (tokenizer.tokenize(s)[0] for s in document) if ids]
+            sentences = [ids for ids in (tokenizer.encode(s, add_special_tokens=False).ids for s in document) if ids]
             if sentences:
                 out.append(sentences)
     return out

@@ -18,7 +18,7 @@ from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM
 from minibert.nn.packing import set_token_capacity
 from minibert.training.data import Batches, FixedRows, PackedRows, default_max_predictions, sparse_predictions
 from minibert.training.shards import PreparedCorpus
-from tests.training.conftest import write_prepared
+from tests.training.conftest import toy_tokenizer, write_prepared
 from minibert.training.loop import TrainConfig, Trainer
 from tests.conftest import padded_batch
 
@@ -111,12 +111,8 @@ def test_sparse_head_rejects_labels_of_another_shape():
 CLS, SEP, PAD, MASK = 2, 3, 0, 4
 
 
-class FakeTokenizer:
-    mask_id, cls_id, sep_id, pad_id = MASK, CLS, SEP, PAD
-    id_to_token = {i: ("##x" if i % 3 == 0 else "x") for i in range(600)}
-
-    def __len__(self):
-        return 600
+FakeTokenizer = toy_tokenizer  # ids as above; "##" pieces at ids divisible by 3
+TOKENS = toy_tokenizer().id_to_token
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +168,7 @@ def test_rows_with_more_masked_tokens_than_slots_keep_whole_words_and_unmask_the
             np.testing.assert_array_equal(s["input_ids"][row, dropped], original[row, dropped])
             np.testing.assert_array_equal(s["input_ids"][row, kept], d["input_ids"][row, kept])
             if whole_word:              # a kept word is kept whole: its continuation pieces come with it
-                pieces = np.array([FakeTokenizer.id_to_token[i].startswith("##") for i in original[row]])
+                pieces = np.array([TOKENS[i].startswith("##") for i in original[row]])
                 for position in kept:
                     following = position + 1
                     while following < 32 and pieces[following] and following in chosen:

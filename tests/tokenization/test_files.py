@@ -1,0 +1,165 @@
+"""tokenizer.json in and out (files.py): a WordPiece file that `tokenizers` writes gives our
+tokenizer its ids and offsets, ours loads in `tokenizers` with the same ids; the simple
+normalizers and pre-tokenizers against `tokenizers`' own; errors naming file and section."""
+
+import json
+import re
+
+import pytest
+
+from minibert.tokenization import files, normalize, pretokenize
+from minibert.tokenization.tokenizer import WordPieceTokenizer
+
+TEXTS = ["Hello, world!", "", "Héllo İstanbul — naïve café, 東京 and 한국어 [MASK] too",
+         "unaffable wordpiece tokenization ##x [CLS]x[SEP]", "  tabs\tand  spaces  "]
+
+
+def same(ours, rust, texts, pairs=None):
+    got = ours.encode_batch(texts, pairs)
+    expected = rust.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
+    for text, a, b in zip(texts, got, expected):
+        assert (a.ids, a.type_ids, a.offsets, a.tokens) == (b.ids, b.type_ids, b.offsets, b.tokens), \
+            text
+
+
+def test_wordpiece_round_trip_with_tokenizers(reference_vocab, tmp_path, corpora):
+    from tokenizers import BertWordPieceTokenizer, Tokenizer as RustTokenizer
+
+    vocab_file, lowercase = reference_vocab
+    texts = corpora["squad/questions"][:300] + corpora["wikitext/wiki.test.raw"][:300] + TEXTS
+
+    reference = BertWordPieceTokenizer(str(vocab_file), lowercase=lowercase)
+    reference.save(str(tmp_path / "theirs.json"))
+    ours = files.load(tmp_path / "theirs.json")
+    same(ours, reference, texts)
+    same(ours, reference, texts, texts[::-1])
+    assert ours.pad_token == "[PAD]" and ours.mask_token == "[MASK]"  # by their usual names
+
+    files.save(ours, tmp_path / "ours.json")
+    again = RustTokenizer.from_file(str(tmp_path / "ours.json"))
+    same(ours, again, texts, texts[::-1])
+    assert json.loads((tmp_path / "ours.json").read_text()) == \
+        json.loads((tmp_path / "theirs.json").read_text())
+
+    preset = WordPieceTokenizer.from_file(vocab_file, lowercase=lowercase)
+    assert files.to_dict(preset) == files.to_dict(ours)
+
+
+NORMALIZED = ["Héllo İstanbul ΣΑΣ naïve café", "e\u0301 a\u0308\u0323 ﬁ ① Å", "  padded  text ",
+              "xx and xxx", "", "ǅ ß"]
+
+
+def normalizer_pairs():
+    from tokenizers import Regex, normalizers as rust
+
+    return [
+        (normalize.UnicodeNormalizer("NFC"), rust.NFC()),
+        (normalize.UnicodeNormalizer("NFD"), rust.NFD()),
+        (normalize.UnicodeNormalizer("NFKC"), rust.NFKC()),
+        (normalize.UnicodeNormalizer("NFKD"), rust.NFKD()),
+        (normalize.Lowercase(), rust.Lowercase()),
+        (normalize.Sequence([normalize.UnicodeNormalizer("NFD"), normalize.StripAccents()]),
+         rust.Sequence([rust.NFD(), rust.StripAccents()])),
+        (normalize.Replace("x", "yz"), rust.Replace("x", "yz")),
+        (normalize.Replace({"Regex": "x+"}, "_"), rust.Replace(Regex("x+"), "_")),
+        (normalize.Strip(), rust.Strip()),
+        (normalize.Strip(True, False), rust.Strip(left=True, right=False)),
+        (normalize.Prepend("▁"), rust.Prepend("▁")),
+        (normalize.BertNormalizer(), rust.BertNormalizer()),
+    ]
+
+
+def test_normalizers_like_tokenizers():
+    for ours, rust in normalizer_pairs():
+        section = json.loads(rust.__getstate__())
+        assert ours.to_json() == section
+        again = files._read(files.NORMALIZERS, section, "tokenizer.json, normalizer", "normalizer")
+        for text in NORMALIZED:
+            expected = rust.normalize_str(text)
+            assert ours(text)[0] == expected == again(text)[0], (section, text)
+            normalized, alignment = ours(text)
+            assert alignment is None or len(alignment) == len(normalized)
+
+
+def test_pre_tokenizers_like_tokenizers():
+    from tokenizers import pre_tokenizers as rust
+
+    texts = ["Hello, world! It's 3.14 -- ok?", "  spaced\tout\nlines ", "a+b=c", ""]
+    pairs = [(pretokenize.Whitespace(), rust.Whitespace()),
+             (pretokenize.WhitespaceSplit(), rust.WhitespaceSplit()),
+             (pretokenize.BertPreTokenizer(), rust.BertPreTokenizer()),
+             (pretokenize.Punctuation(), rust.Punctuation()),
+             (pretokenize.Sequence([pretokenize.WhitespaceSplit(), pretokenize.BertPreTokenizer()]),
+              rust.Sequence([rust.WhitespaceSplit(), rust.BertPreTokenizer()]))]
+    for ours, reference in pairs:
+        section = json.loads(reference.__getstate__())
+        assert ours.to_json() == section
+        files._read(files.PRE_TOKENIZERS, section, "tokenizer.json, pre_tokenizer", "pre-tokenizer")
+        for text in texts:
+            assert ours(text) == [(w, a, b) for w, (a, b) in reference.pre_tokenize_str(text)], text
+
+
+def test_other_wordpiece_pipelines_load_and_match(tmp_path):
+    """A WordPiece model behind other stages (NFKC + Lowercase, Whitespace, a template)."""
+    from tokenizers import Tokenizer as RustTokenizer, models, normalizers, pre_tokenizers, processors
+
+    vocab = {t: i for i, t in enumerate(["[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", ",",
+                                         "!", "fi", "##ne", "cafe", "café"])}
+    rust = RustTokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    rust.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    rust.pre_tokenizer = pre_tokenizers.Whitespace()
+    rust.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    rust.add_special_tokens(["[CLS]", "[SEP]"])
+    rust.save(str(tmp_path / "tokenizer.json"))
+    ours = files.load(tmp_path / "tokenizer.json")
+    texts = ["Hello, Worlds!", "ﬁne CAFÉ café", "HELLO[SEP]world", "unknown words"]
+    same(ours, rust, texts)
+    same(ours, rust, texts, texts[::-1])
+
+
+# ---- bad files -----------------------------------------------------------------------------
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data, encoding="utf-8")
+    return str(path)
+
+
+def bert_json(reference_vocab=None):
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])}
+    return {"version": "1.0", "added_tokens": [], "normalizer": {"type": "BertNormalizer"},
+            "pre_tokenizer": {"type": "BertPreTokenizer"}, "post_processor": None, "decoder": None,
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": vocab}}
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d["model"].update(type="Foo"),
+     "tokenizer.json, model.type: unknown model 'Foo' (known: BPE, Unigram, WordPiece)"),
+    (lambda d: d.update(normalizer={"type": "Nope"}),
+     "tokenizer.json, normalizer.type: unknown normalizer 'Nope' (known: BertNormalizer, "),
+    (lambda d: d.update(normalizer={"type": "Sequence", "normalizers": [{"type": "NFC"}, 3]}),
+     "tokenizer.json, normalizer.normalizers[1]: expected an object"),
+    (lambda d: d.update(pre_tokenizer={"type": "Split"}),
+     "tokenizer.json, pre_tokenizer.type: unknown pre-tokenizer 'Split'"),
+    (lambda d: d.update(decoder={"type": "CTC"}), "tokenizer.json, decoder.type: unknown decoder 'CTC'"),
+    (lambda d: d.update(post_processor={"type": "Bogus"}),
+     "tokenizer.json, post_processor.type: unknown post-processor 'Bogus'"),
+    (lambda d: d.update(added_tokens=[{"content": "x"}]), "tokenizer.json, added_tokens[0]: KeyError"),
+    (lambda d: d["model"].update(vocab=["a", "b"]), "tokenizer.json, model.vocab: expected an object"),
+    (lambda d: d.pop("model"), "tokenizer.json: expected an object with a \"model\" section"),
+])
+def test_errors_name_file_and_section(tmp_path, change, message):
+    data = bert_json()
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(files.TokenizerFileError, match=f"{re.escape(path)}{re.escape(message[14:])}"):
+        files.load(path)
+    assert issubclass(files.TokenizerFileError, ValueError)
+
+
+def test_not_json(tmp_path):
+    path = write(tmp_path, "{not json")
+    with pytest.raises(files.TokenizerFileError, match=f"{path}: not JSON"):
+        files.load(path)
