@@ -43,9 +43,10 @@ def train_config(args, **overrides):
 def prepare(args) -> int:
     from minibert.training.prepare import PrepareConfig, prepare as run, summary
 
-    manifest = run(PrepareConfig(corpus=args.corpus, output=args.output, vocab=args.vocab, vocab_size=args.vocab_size,
-                                 lowercase=not args.cased, vocab_sample_mb=args.vocab_sample, workers=args.workers,
-                                 backend=args.backend, text_field=args.text_field, strict=args.strict, seed=args.seed))
+    manifest = run(PrepareConfig(corpus=args.corpus, output=args.output, vocab=args.vocab, tokenizer=args.tokenizer,
+                                 vocab_size=args.vocab_size, lowercase=not args.cased, vocab_sample_mb=args.vocab_sample,
+                                 workers=args.workers, backend=args.backend, text_field=args.text_field,
+                                 strict=args.strict, seed=args.seed))
     print(f"prepared {args.output}: {summary(manifest)}")
     print(f"train on it with: minibert pretrain --data {args.output} ...")
     return 0
@@ -57,7 +58,8 @@ def pretrain(args) -> int:
 
     train = train_config(args)
     config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, data=args.data,
-                            corpus=args.corpus, text_field=args.text_field, workers=args.workers, vocab=args.vocab, vocab_size=args.vocab_size, lowercase=not args.cased,
+                            corpus=args.corpus, text_field=args.text_field, workers=args.workers, vocab=args.vocab,
+                            tokenizer=args.tokenizer, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                             whole_word=args.whole_word, dtype=args.dtype, attention=args.attention,
                             resume=args.resume, train=train)
@@ -69,7 +71,7 @@ def pretrain(args) -> int:
     print(f"loss {first['loss']:.3f} (step {first['step']}) → {last['loss']:.3f} (step {last['step']})"
           + (f"; held-out MLM accuracy {last['eval_accuracy']:.3f}, perplexity {last['eval_perplexity']:.1f}"
              if "eval_accuracy" in last else ""))
-    print(f"saved to {args.output} (config.json, model.safetensors, vocab.txt)")
+    print(f"saved to {args.output} (config.json, model.safetensors, tokenizer files)")
     for text in args.demo or (DEMO_SENTENCES if not (args.corpus or args.data) else []):
         print_fill_mask(fill_mask(model, tokenizer, text), text)
     return 0
@@ -102,7 +104,7 @@ def distill(args) -> int:
         print(f"{stage}: loss {records[0]['loss']:.3f} → {records[-1]['loss']:.3f}"
               + (f"; student held-out MLM loss {held_out[-1]['student_eval_loss']:.3f}, accuracy "
                  f"{held_out[-1]['student_eval_accuracy']:.3f}" if held_out else ""))
-    print(f"saved the student to {args.output} (config.json, model.safetensors, vocab.txt)")
+    print(f"saved the student to {args.output} (config.json, model.safetensors, tokenizer files)")
     return 0
 
 
@@ -146,7 +148,7 @@ def finetune(args) -> int:
         print(f"best dev scores (step {result.best['step']}): {scores}")
         if result.baseline:
             print("majority-class baseline: " + ", ".join(f"{k} {v:.4f}" for k, v in result.baseline.items()))
-    print(f"saved to {args.output} (config.json, model.safetensors, vocab.txt)")
+    print(f"saved to {args.output} (config.json, model.safetensors, tokenizer files)")
     return 0
 
 
@@ -326,10 +328,14 @@ def version() -> str:
         return "(not installed: run from a source tree)"
 
 
+TOKENIZER_HELP = ("the algorithm of a trained vocabulary: wordpiece (BERT's), bpe (RoBERTa's byte-level BPE) or "
+                  "unigram (ALBERT's SentencePiece Unigram)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from minibert.training.distill import DistillConfig
     from minibert.training.finetune import FinetuneConfig, evaluate_classifier
-    from minibert.training.prepare import PrepareConfig
+    from minibert.training.prepare import TOKENIZERS, PrepareConfig
     from minibert.training.pretrain import PretrainConfig
 
     parser = Parser(prog="minibert", description="The BERT family of encoders, from scratch in JAX: prepare a corpus, "
@@ -357,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the prepared directory (a killed run continues in it)")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on a sample of the corpus)")
     defaults = PrepareConfig(corpus=None, output="")
+    option(p, "--tokenizer", defaults, "tokenizer", f"{TOKENIZER_HELP} (default: wordpiece)", choices=TOKENIZERS)
     option(p, "--vocab-size", defaults, "vocab_size", "entries of a trained vocabulary")
     option(p, "--vocab-sample", defaults, "vocab_sample_mb", "MB of text a vocabulary is trained on, at most")
     p.add_argument("--cased", action="store_true", help="keep case and accents")
@@ -375,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
     p.add_argument("--objective", help="mlm, mlm+nsp (or rtd for electra); default: the family's own")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")
+    option(p, "--tokenizer", defaults, "tokenizer", f"{TOKENIZER_HELP} (default: the family's: bpe for roberta, "
+                                                    f"wordpiece for the others)", choices=TOKENIZERS)
     option(p, "--vocab-size", defaults, "vocab_size", "entries of a trained vocabulary")
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased)")
     add_corpus_arguments(p, defaults, mask_help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)",
@@ -387,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("distill", help="distil a pretrained masked LM teacher into a smaller student "
                                             "(MobileBERT's layer-wise transfer, then pretraining distillation); "
                                             "for task distillation see finetune --teacher")
-    p.add_argument("--teacher", required=True, help="the teacher: a pretrained masked LM directory with vocab.txt")
+    p.add_argument("--teacher", required=True, help="the teacher: a pretrained masked LM directory with its tokenizer")
     defaults = DistillConfig()
     option(p, "--family", defaults, "family", "the student's family")
     option(p, "--size", defaults, "size", "the student's size preset (see presets.py)")
@@ -421,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("finetune", help="fine-tune a model on GLUE-style TSV, CoNLL NER or SQuAD; keep the best")
     p.add_argument("--task", required=True, choices=["glue", "ner", "squad"],
                    help="glue: sequence classification, ner: token classification, squad: question answering")
-    p.add_argument("--model", required=True, help="Hugging Face model directory with vocab.txt (pretrained or fine-tuned)")
+    p.add_argument("--model", required=True, help="Hugging Face model directory with its tokenizer (pretrained or fine-tuned)")
     p.add_argument("--train", required=True, help="training file: TSV with a header, CoNLL, or SQuAD JSON (.json/.zip)")
     p.add_argument("--eval", help="dev file, scored at every evaluation; the best model is kept")
     defaults = FinetuneConfig()

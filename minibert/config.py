@@ -54,6 +54,12 @@ class PretrainedConfig:
         if errors:
             raise TypeError(f"{type(self).__name__}: " + "; ".join(errors))
 
+    @property
+    def longest_input(self) -> int | None:
+        """The most tokens one input may hold: `max_position_embeddings` where the family has a position table
+        (less RoBERTa's offset, models/roberta.py), None where it has none (ALiBi, RoPE without a table)."""
+        return getattr(self, "max_position_embeddings", None)
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         return {**self.extra, **values, "model_type": self.model_type}

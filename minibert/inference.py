@@ -24,7 +24,7 @@ def encoder_inputs(model, arrays: dict) -> dict[str, np.ndarray]:
     inputs = {k: np.asarray(arrays[k]) for k in ENCODER_INPUTS if k in arrays}
     if "token_type_ids" not in inputs or getattr(model.config, "type_vocab_size", None) is None:
         # a tokenizer without token types (RoBERTa's) or a family without them (ModernBERT)
-        inputs["token_type_ids"] = np.zeros_like(inputs["token_type_ids"])
+        inputs["token_type_ids"] = np.zeros_like(inputs["input_ids"])
     return inputs
 
 

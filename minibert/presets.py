@@ -4,7 +4,9 @@ BERT sizes follow Turc et al. (2019, "Well-Read Students Learn Better", Table 1)
 L=4/H=256, small L=4/H=512, base L=12/H=768 (BERT-base, Devlin et al. 2019 §3), heads = H/64, FFN = 4H.
 The other families scale the same way from their paper's own shape, and each has its paper's configuration
 by name (`mobilebert`, `convbert-small`, `electra-small`, `convbert-base`, `mosaicbert-base`, `roberta-base`,
-`roberta-large`; ModernBERT's `base` is its paper's). `vocab_size` and the padding id are set by the run's tokenizer.
+`roberta-large`; ModernBERT's `base` is its paper's). `vocab_size` and the special-token ids are set by the run's
+tokenizer; a vocabulary trained for the run uses the family's algorithm (`tokenizer`: BERT's WordPiece, RoBERTa's
+byte-level BPE; `AutoTokenizer.train`, tokenization/recipes.py) unless `--tokenizer` says otherwise.
 
 RoBERTa (Liu et al. 2019) pretrains BERT's shapes differently, and the pretraining run does what §4 found best
 for every family trained with objective "mlm": a new mask each time a row is drawn (dynamic masking, §4.1),
@@ -21,6 +23,7 @@ class Family:
     sizes: dict[str, dict]              # size name → config values
     mask_rate: float = 0.15             # Devlin et al. 2019 §3.1; MosaicBERT masks 30% (Portes et al. 2023 §2.2)
     generator_fraction: float = 0.25    # ELECTRA (Clark et al. 2020, §3.2): generator size / discriminator size
+    tokenizer: str = "wordpiece"        # the algorithm of a vocabulary trained for it (training/prepare.py)
 
 
 def _bert_sizes(**extra) -> dict[str, dict]:
@@ -69,7 +72,8 @@ FAMILIES = {
             "roberta-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                   intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1,
                                   layer_norm_eps=1e-5),
-        }),
+        },
+        tokenizer="bpe"),               # §4.4: GPT-2's byte-level BPE
     "mosaicbert": Family(
         {"mlm": "MosaicBertForMaskedLM"},
         {**_bert_sizes(), "mosaicbert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -129,6 +129,20 @@ def test_the_cli_defaults_are_the_dataclass_defaults(command, module, function, 
     assert captured.value.args[0] == expected
 
 
+@pytest.mark.parametrize("command, module", [("prepare", prepare), ("pretrain", pretrain)])
+def test_the_tokenizer_algorithm_is_a_choice_checked_at_parse_time(command, module, monkeypatch, capsys):
+    status, err = exit_status(COMMANDS[command] + ["--tokenizer", "sentencepiece"], capsys)
+    assert status == 2 and err.count("\n") == 1 and "argument --tokenizer: invalid choice: 'sentencepiece'" in err
+
+    def capture(config):
+        raise Captured(config)
+
+    monkeypatch.setattr(module, command, capture)
+    with pytest.raises(Captured) as captured:
+        main(COMMANDS[command] + ["--tokenizer", "unigram"])
+    assert captured.value.args[0].tokenizer == "unigram"
+
+
 def subcommands(parser: argparse.ArgumentParser):
     """(name, parser) of every subcommand, nested ones (`assignment make`) included."""
     for action in parser._actions:

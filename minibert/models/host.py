@@ -2,7 +2,7 @@
 sliced back to the real length.
 
 The bucket rule. A sequence of length L runs at the next multiple of `model.pad_to_multiple_of` (default 32),
-capped at `max_position_embeddings`: lengths 1–32 share one compiled forward pass, 33–64 the next, … — so a loop
+capped at the model's longest input (`max_position_embeddings`; RoBERTa's less its offset): lengths 1–32 share one compiled forward pass, 33–64 the next, … — so a loop
 over texts of every length compiles a handful of times instead of once per length. The padding is right padding
 (pad id, attention_mask 0, token type 0), and every output with a sequence axis (last_hidden_state,
 hidden_states, token logits, start/end logits, attentions on both axes) is sliced back to L, so the results at the
@@ -49,7 +49,7 @@ MODE_ATTRIBUTES = ("deterministic", "use_running_average", "attention_implementa
 
 def bucket_length(length: int, multiple: int | None, limit: int | None = None) -> int:
     """The padded length of a sequence of `length` tokens: the next multiple of `multiple` (None: `length`
-    itself), at most `limit` (max_position_embeddings) but never below `length`."""
+    itself), at most `limit` (the config's longest_input) but never below `length`."""
     if multiple is None or length <= 0:
         return length
     padded = -(-length // multiple) * multiple
@@ -60,7 +60,7 @@ def padded_length(model, length: int) -> int:
     """The length `model` runs a host call of `length` tokens at (the bucket rule above)."""
     if model.config.model_type in PADDING_VISIBLE:
         return length
-    return bucket_length(length, model.pad_to_multiple_of, getattr(model.config, "max_position_embeddings", None))
+    return bucket_length(length, model.pad_to_multiple_of, model.config.longest_input)
 
 
 def pad_inputs(arrays: list[np.ndarray], pad_values: list[int], length: int) -> list[np.ndarray]:

@@ -118,7 +118,7 @@ class SentenceEncoder:
         if (transformer / "sentence_bert_config.json").is_file():
             settings = _read_json(transformer / "sentence_bert_config.json")
         limit = settings.get("max_seq_length") or tokenizer.model_max_length
-        positions = getattr(model.config, "max_position_embeddings", None)
+        positions = model.config.longest_input
         pooling = pooling_modes(_read_json(root / modules[1]["path"] / "config.json")) if len(kinds) > 1 else ("mean",)
         return cls(model, tokenizer, pooling=pooling, normalize="Normalize" in kinds,
                    do_lower_case=bool(settings.get("do_lower_case")),

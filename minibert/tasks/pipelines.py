@@ -141,7 +141,7 @@ def token_classification(model, tokenizer, text: str, *, aggregation_strategy: s
     require_head(model, "token-classification")
     if aggregation_strategy not in AGGREGATIONS:
         raise ValueError(f"aggregation_strategy {aggregation_strategy!r} is not one of {AGGREGATIONS}")
-    limit = getattr(model.config, "max_position_embeddings", None)
+    limit = model.config.longest_input
     encoding = tokenizer.encode(text, max_length=limit, truncation=limit is not None)
     batch = {"input_ids": [encoding.ids], "attention_mask": [encoding.attention_mask],
              "token_type_ids": [encoding.type_ids]}
@@ -224,11 +224,12 @@ def question_answering(model, tokenizer, question: str, context: str, *, top_k: 
                        batch_size: int = 8):
     """Hugging Face's "question-answering" output: {"score", "start", "end", "answer"} (character offsets into
     `context`), or a list of the `top_k` best. The context is cut into windows as for SQuAD (tasks/squad.py,
-    `doc_stride` the step between windows); the score is p(start) · p(end), each a softmax over a window's
-    context tokens. The answers are distinct spans: a span that two overlapping windows both propose counts once,
-    with its better score."""
+    `doc_stride` the step between windows, each at most `max_seq_len` tokens or the model's longest input); the
+    score is p(start) · p(end), each a softmax over a window's context tokens. The answers are distinct spans: a
+    span that two overlapping windows both propose counts once, with its better score."""
     require_head(model, "question-answering")
     example = squad.QAExample("0", question, context, [], [])
+    max_seq_len = min(max_seq_len, model.config.longest_input or max_seq_len)
     features = squad.prepare_features(tokenizer, [example], max_length=max_seq_len, doc_stride=doc_stride,
                                       max_query_length=max_question_len)
     out = batched_forward(model, features.arrays, batch_size, fields=("start_logits", "end_logits"))
@@ -244,9 +245,9 @@ def feature_extraction(model, tokenizer, texts: str | list[str], *, return_tenso
     """Hugging Face's "feature-extraction" output: per text, the model's first output (a bare encoder's
     last_hidden_state) for that text alone, shape (1, seq, hidden) with seq its own length (special tokens
     included) — nested lists, or float32 numpy arrays with `return_tensors`. One text gives one such value, a list
-    of texts a list of them. Texts longer than `max_length` (default: max_position_embeddings) are truncated."""
+    of texts a list of them. Texts longer than `max_length` (default: the model's longest input) are truncated."""
     single = isinstance(texts, str)
-    limit = max_length or getattr(model.config, "max_position_embeddings", None)
+    limit = max_length or model.config.longest_input
     results = []
     for text in [texts] if single else list(texts):
         inputs = encoder_inputs(model, tokenizer([text], truncation=limit is not None, max_length=limit,

@@ -21,8 +21,11 @@ from minibert.tokenization.tokenizer import WordPieceTokenizer
 
 # transformers' "no limit" (1e30) is clipped to this.
 NO_LIMIT = 1 << 31
-# Families whose tokenizers take no token type ids (transformers' model_input_names).
-WITHOUT_TOKEN_TYPES = ("Roberta", "ModernBert", "XLMRoberta", "Longformer", "Bart", "GPT2")
+# Tokenizer classes that return no token type ids (transformers 5's model_input_names; its
+# generic class, which PreTrainedTokenizerFast(tokenizer_object=...).save_pretrained names,
+# neither).
+WITHOUT_TOKEN_TYPES = ("Roberta", "ModernBert", "XLMRoberta", "Longformer", "Bart", "GPT2",
+                       "Albert", "TokenizersBackend", "PreTrainedTokenizerFast")
 
 
 def _content(value):
@@ -46,6 +49,12 @@ def config_options(config: dict) -> dict:
     return options
 
 
+def _preset_options(options: dict, kwargs: dict) -> dict:
+    """The caller's options, and model_input_names from tokenizer_config.json (the WordPiece
+    preset reads the rest of the file itself)."""
+    return {k: v for k, v in options.items() if k == "model_input_names"} | kwargs
+
+
 class AutoTokenizer:
     """`AutoTokenizer.from_pretrained(name_or_dir, **kwargs) -> Tokenizer`."""
 
@@ -67,10 +76,12 @@ class AutoTokenizer:
             data = json.loads(json_file.read_text(encoding="utf-8"))
             model, normalizer = data.get("model") or {}, data.get("normalizer") or {}
             if model.get("type") == "WordPiece" and normalizer.get("type") == "BertNormalizer":
-                return WordPieceTokenizer.from_pretrained(directory, **kwargs)
+                return WordPieceTokenizer.from_pretrained(directory,
+                                                          **_preset_options(options, kwargs))
             return files.from_dict(data, str(json_file), **options)
         if (directory / "vocab.txt").is_file():
-            return WordPieceTokenizer.from_pretrained(directory, **kwargs)
+            return WordPieceTokenizer.from_pretrained(directory,
+                                                      **_preset_options(options, kwargs))
         if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
             return byte_level_bpe(directory, config, options)
         models = [directory / "spm.model"] + sorted(directory.glob("*.model"))
@@ -96,10 +107,12 @@ class AutoTokenizer:
         return WordPieceTokenizer.from_file(path, **kwargs)
 
     @classmethod
-    def train(cls, files_or_iterator, vocab_size=30522, **kwargs) -> Tokenizer:
-        """A new vocabulary, learned with minibert's default algorithm for new ones: BERT's
-        WordPiece (`WordPieceTokenizer.train`, which documents the options)."""
-        return WordPieceTokenizer.train(files_or_iterator, vocab_size, **kwargs)
+    def train(cls, files_or_iterator, vocab_size=30522, model="wordpiece", **kwargs) -> Tokenizer:
+        """A new vocabulary learned with `model` ("wordpiece", "bpe" or "unigram"), laid out as BERT's, RoBERTa's
+        or ALBERT's tokenizer (recipes.py documents each and the options)."""
+        from minibert.tokenization import recipes
+
+        return recipes.train(files_or_iterator, vocab_size, model=model, **kwargs)
 
 
 def byte_level_bpe(directory: Path, config: dict, options: dict) -> Tokenizer:

@@ -4,10 +4,10 @@
     text -> added tokens -> normalizer -> pre_tokenizer -> model -> post_processor
                                                           decoder <- ids      (the way back)
 
-`Tokenizer` composes the stages (see /tmp/design or tokenization/__init__.py for the stage
-interface) with the added vocabulary, the special tokens by role (`pad_token`, `cls_token`, ...,
-each may be absent: only what needs a missing one fails, naming it), truncation (with `stride`
-and overflowing windows), padding and the arrays the models take.
+`Tokenizer` composes the stages (tokenization/__init__.py gives the interface of each) with the
+added vocabulary, the special tokens by role (`pad_token`, `cls_token`, ..., each may be absent:
+only what needs a missing one fails, naming it), truncation (with `stride` and overflowing
+windows), padding and the arrays the models take.
 
 Added tokens are matched before the model, as tokenizers' AddedVocabulary does: those with
 `normalized=False` (special tokens, by default) in the original text, the others in the
@@ -131,13 +131,35 @@ class Tokenizer:
             out[i] = token
         return out
 
+    def to_json(self) -> dict:
+        """The tokenizer.json content (the `tokenizers` serialisation, which `tokenizers.Tokenizer` reads;
+        files.py reads it back): each stage's own `to_json()` section, and the added tokens."""
+        def section(component):
+            return None if component is None else component.to_json()
+
+        added = sorted((i, t) for i, t in self.added_tokens.values())
+        return {
+            "version": "1.0",
+            "truncation": None,
+            "padding": None,
+            "added_tokens": [t.to_json(i) for i, t in added],
+            "normalizer": section(self.normalizer),
+            "pre_tokenizer": section(self.pre_tokenizer),
+            "post_processor": section(self.post_processor),
+            "decoder": section(self.decoder),
+            "model": self.model.to_json(),
+        }
+
+    def save(self, path):
+        """Write tokenizer.json to `path`."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_json(), f, indent=2, ensure_ascii=False)
+
     def save_pretrained(self, directory):
         """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json (what
         transformers' AutoTokenizer reads)."""
-        from minibert.tokenization import files  # (files.py builds on this module)
-
         os.makedirs(directory, exist_ok=True)
-        files.save(self, os.path.join(directory, "tokenizer.json"))
+        self.save(os.path.join(directory, "tokenizer.json"))
         config = {"tokenizer_class": "PreTrainedTokenizerFast",
                   "model_max_length": self.model_max_length, "padding_side": self.padding_side,
                   "truncation_side": self.truncation_side,
@@ -305,24 +327,36 @@ class Tokenizer:
         without special tokens. `word_index` fixes every word id (pre-split words)."""
         _check_text(text)
         ids, offsets, words = [], [], []
+        matched = {}  # token index -> the text an added token matched, when not its content
         n_words, done = 0, 0
         if self._outer is not None:
             for match in self._outer.finditer(text):  # "[MASK]" typed in the text stays whole
                 n_words = self._segment(text[done:match.start()], done, ids, offsets, words,
-                                        n_words)
-                ids.append(self._added_id(match.group(), self._outer_ids))
-                offsets.append(match.span())
+                                        n_words, matched)
+                self._add_match(match, self._outer_ids, ids, matched)
+                offsets += match.span()
                 words.append(n_words)
                 n_words += 1
                 done = match.end()
-        self._segment(text[done:], done, ids, offsets, words, n_words)
+        self._segment(text[done:], done, ids, offsets, words, n_words, matched)
         if word_index is not None:
             words = [word_index] * len(ids)
         tokens = list(map(self._id_to_token.__getitem__, ids))
-        return Encoding.of_sequence(ids, tokens, offsets, words)
+        for i, token in matched.items():
+            tokens[i] = token
+        return Encoding.of_flat_sequence(ids, tokens, offsets, words)
 
-    def _segment(self, text, shift, ids, offsets, words, n_words) -> int:
-        """Tokenize a stretch of text between added tokens; returns the next word index."""
+    def _add_match(self, match, added_ids, ids, matched):
+        """An added token's id; as in tokenizers, its token is the text matched, with the
+        whitespace lstrip/rstrip took (" <mask>", whose space byte-level offset trimming then
+        leaves out)."""
+        if match.group() not in added_ids:
+            matched[len(ids)] = match.group()
+        ids.append(self._added_id(match.group(), added_ids))
+
+    def _segment(self, text, shift, ids, offsets, words, n_words, matched) -> int:
+        """Tokenize a stretch of text between added tokens; returns the next word index.
+        `offsets` is flat: start, end, start, end, ... (see Encoding.offsets)."""
         if not text:
             return n_words
         normalized, alignment = self.normalizer(text) if self.normalizer else (text, None)
@@ -333,9 +367,9 @@ class Tokenizer:
         for match in self._inner.finditer(normalized):
             n_words = self._words(normalized, done, match.start(), shift, alignment, ids,
                                   offsets, words, n_words)
-            ids.append(self._added_id(match.group(), self._inner_ids))
+            self._add_match(match, self._inner_ids, ids, matched)
             s, e = match.span()
-            offsets.append(_original(alignment, s, e, shift))
+            offsets += _original(alignment, s, e, shift)
             words.append(n_words)
             n_words += 1
             done = e
@@ -354,7 +388,7 @@ class Tokenizer:
         else:
             pre = self.pre_tokenizer(part)
         model, piece_offsets = self.model, self._piece_offsets
-        add_id, add_offsets, add_word = ids.append, offsets.append, words.append
+        add_id, add_offsets, add_word = ids.append, offsets.extend, words.append  # (flat offsets)
         if piece_offsets is None and alignment is None:  # BERT on plain text: the fast path
             at = shift + lo
             for word, start, end in pre:
@@ -403,8 +437,7 @@ class Tokenizer:
         if self._rust is None:
             from tokenizers import Tokenizer as RustTokenizer
 
-            from minibert.tokenization.files import to_dict
-            self._rust = RustTokenizer.from_str(json.dumps(to_dict(self)))
+            self._rust = RustTokenizer.from_str(json.dumps(self.to_json()))
         for text in texts:
             if is_split_into_words:
                 for word in text:
@@ -429,21 +462,22 @@ class Tokenizer:
     def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens=True,
                       max_length=None, truncation=False, stride=0) -> Encoding:
         """Truncate (keeping the windows cut off in `overflowing`), then add special tokens."""
-        firsts, seconds = [first], [second] if second is not None else []
-        if truncation:
-            if max_length is None:
-                raise ValueError("truncation needs a max_length")
-            strategy = "longest_first" if truncation is True else truncation
-            n_special = self.num_special_tokens_to_add(second is not None) \
-                if add_special_tokens else 0
-            if max_length < n_special:
-                raise ValueError(f"max_length={max_length} leaves no room for the "
-                                 f"{n_special} special tokens")
-            n_a, n_b = truncated_lengths(len(first), len(second) if second else None,
-                                         max_length - n_special, strategy)
-            firsts = first.truncate(n_a, stride, self.truncation_side)
-            if second is not None:
-                seconds = second.truncate(n_b, stride, self.truncation_side)
+        if not truncation:
+            return self._process([first] if second is None else [first, second],
+                                 add_special_tokens)
+        if max_length is None:
+            raise ValueError("truncation needs a max_length")
+        strategy = "longest_first" if truncation is True else truncation
+        n_special = self.num_special_tokens_to_add(second is not None) \
+            if add_special_tokens else 0
+        if max_length < n_special:
+            raise ValueError(f"max_length={max_length} leaves no room for the "
+                             f"{n_special} special tokens")
+        n_a, n_b = truncated_lengths(len(first), len(second) if second else None,
+                                     max_length - n_special, strategy)
+        firsts = first.truncate(n_a, stride, self.truncation_side)
+        seconds = second.truncate(n_b, stride, self.truncation_side) if second is not None \
+            else []
         # The order of tokenizers' Encoding::merge_with: the kept pair, then each overflowing
         # window of A with B and with B's windows, then A with B's windows.
         if second is None:
@@ -503,10 +537,13 @@ class Tokenizer:
         if padding and (padding != "max_length" or max_length is None):
             raise ValueError("encode pads a single text only with padding='max_length' and a "
                              "max_length; use encode_batch to pad to the longest")
-        return self.encode_batch([text], None if pair is None else [pair],
-                                 add_special_tokens=add_special_tokens, max_length=max_length,
-                                 truncation=truncation, padding=padding, stride=stride,
-                                 is_split_into_words=is_split_into_words)[0]
+        first = self._sequences([text], is_split_into_words)[0]  # (encode_batch's steps, for one)
+        second = None if pair is None else self._sequences([pair], is_split_into_words)[0]
+        encoding = self._post_process(first, second, add_special_tokens, max_length, truncation,
+                                      stride)
+        if padding:
+            self.pad_encodings([encoding], padding, max_length)
+        return encoding
 
     def encode_batch(self, texts, pairs=None, *, add_special_tokens=True, max_length=None,
                      truncation=False, padding=False, stride=0, pad_to_multiple_of=None,
@@ -526,6 +563,7 @@ class Tokenizer:
                 else [None] * len(firsts)
             encodings = [self._post_process(a, b, add_special_tokens, max_length, truncation,
                                             stride) for a, b in zip(firsts, seconds)]
+            del firsts, seconds  # freed now, they are not left for the collector to scan
         if padding:
             self.pad_encodings(encodings, padding, max_length, pad_to_multiple_of)
         return encodings
@@ -673,12 +711,14 @@ class Tokenizer:
 
 
 def _original(alignment, s, e, shift) -> tuple[int, int]:
-    """Span [s, e) of the normalized text -> original characters (first and last behind it)."""
+    """Span [s, e) of the normalized text -> original characters (first and last behind it;
+    -1, a character inserted before the first, is the empty span at 0)."""
     if alignment is None:
         return shift + s, shift + e
     if e > s:
-        return shift + alignment[s], shift + alignment[e - 1] + 1
-    at = shift + (alignment[s] if s < len(alignment) else (alignment[-1] + 1 if alignment else 0))
+        return shift + max(alignment[s], 0), shift + alignment[e - 1] + 1
+    at = shift + (max(alignment[s], 0) if s < len(alignment) else
+                  (alignment[-1] + 1 if alignment else 0))
     return at, at
 
 

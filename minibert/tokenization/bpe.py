@@ -20,6 +20,8 @@ import heapq
 import json
 from pathlib import Path
 
+from minibert.tokenization.errors import TokenizerFileError
+
 
 class BPE:
     """`BPE(vocab, merges)(word)` -> ((id, start, end), ...), character offsets into `word`.
@@ -174,22 +176,26 @@ class BPE:
     @classmethod
     def from_files(cls, vocab_json, merges_txt, **options) -> "BPE":
         """RoBERTa/GPT-2's vocab.json + merges.txt ("a b" per line, an optional "#version"
-        header). Raises ValueError naming the file (and line) at fault."""
+        header). Raises TokenizerFileError (a ValueError) naming the file (and line) at
+        fault."""
         try:
             vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{vocab_json}: not a JSON vocabulary: {e}") from None
-        vocab = _check_vocab(vocab, str(vocab_json))
-        lines = Path(merges_txt).read_text(encoding="utf-8").split("\n")
-        if lines[-1] == "":
-            lines.pop()  # the final newline
-        merges, names = [], []
-        for number, line in enumerate(lines, 1):
-            line = line.removesuffix("\r")
-            if not line.startswith("#version"):
-                names.append(f"{merges_txt}, line {number}")
-                merges.append(_parse_merge(line, names[-1]))
-        return cls(vocab, merges, source=str(merges_txt), merge_names=names, **options)
+            raise TokenizerFileError(f"{vocab_json}: not a JSON vocabulary: {e}") from None
+        try:
+            vocab = _check_vocab(vocab, str(vocab_json))
+            lines = Path(merges_txt).read_text(encoding="utf-8").split("\n")
+            if lines[-1] == "":
+                lines.pop()  # the final newline
+            merges, names = [], []
+            for number, line in enumerate(lines, 1):
+                line = line.removesuffix("\r")
+                if not line.startswith("#version"):
+                    names.append(f"{merges_txt}, line {number}")
+                    merges.append(_parse_merge(line, names[-1]))
+            return cls(vocab, merges, source=str(merges_txt), merge_names=names, **options)
+        except ValueError as e:  # (their messages name the file and line)
+            raise TokenizerFileError(str(e)) from None
 
 
 def _merge_all(ids: list[int], lengths: list[int], merges: dict) -> None:

@@ -6,21 +6,24 @@ serialization: `tokenizers/src/tokenizer/serialization.rs` and each component's 
      "decoder": {...}, "model": {...}}
 
 Each section is an object with a "type"; the tables below map the type to the class that reads
-it (`from_json(section)` where the class has one, else its constructor with the section's other
-keys). The byte-level and SentencePiece classes are imported only when a file names them.
-Anything unknown or malformed raises `TokenizerFileError` naming the file and the section.
+it (`from_json(section, source)` where the class has one, `source` naming the file and section
+for its messages, else its constructor with the section's other keys). The byte-level and
+SentencePiece classes are imported only when a file names them. Anything unknown or malformed
+raises `TokenizerFileError` naming the file and the section.
+
+The "Regex" patterns of Replace sections are Oniguruma's (Ruby syntax, as the `onig` crate
+compiles them); `python_regex` rewrites them for Python's `re`.
 """
 
 import importlib
+import inspect
 import json
 import os
+import re
 
-from minibert.tokenization import normalize, pretokenize, template, wordpiece
+from minibert.tokenization import charsets, normalize, pretokenize, template, wordpiece
 from minibert.tokenization.base import AddedToken, Tokenizer
-
-
-class TokenizerFileError(ValueError):
-    """A tokenizer file that cannot be read; the message names the file and section."""
+from minibert.tokenization.errors import TokenizerFileError
 
 
 def _lazy(module: str, name: str):
@@ -32,9 +35,94 @@ def _lazy(module: str, name: str):
 
 
 def _construct(cls, section: dict, where: str):
+    """`cls.from_json(section, where)` (or without `where` where it takes no source), else the
+    constructor with the section's keys."""
     if hasattr(cls, "from_json"):
+        if "source" in inspect.signature(cls.from_json).parameters:
+            return cls.from_json(section, source=where)
         return cls.from_json(section)
     return cls(**{k: v for k, v in section.items() if k != "type"})
+
+
+def _replace(cls):
+    """A Replace normalizer or decoder whose regex runs as its Python equivalent; it writes
+    back the file's own pattern."""
+    def build(section, where):
+        pattern = section.get("pattern")
+        if not (isinstance(pattern, dict) and isinstance(pattern.get("Regex"), str)):
+            return _construct(cls, section, where)
+        regex = python_regex(pattern["Regex"], f"{where}.pattern.Regex")
+        replace = _construct(cls, section | {"pattern": {"Regex": regex}}, where)
+        replace.pattern = pattern
+        return replace
+    return build
+
+
+# Oniguruma's \s (Unicode White_Space), as a class body for `re` (whose \s adds U+001C-001F).
+_SPACE_CLASS = charsets.regex_class(charsets.WHITESPACE)
+_HEX_CLASS = "0-9a-fA-F"
+# Escapes whose Oniguruma meaning `re` lacks or gives otherwise (\w, \b: Oniguruma's word
+# characters include the marks): refused rather than run wrong.
+_UNSUPPORTED = set("wWbBpPXRKGgkNOyY")
+
+
+def python_regex(pattern: str, where: str) -> str:
+    """An Oniguruma (Ruby syntax) regex as the `re` regex that matches the same: \\z -> \\Z
+    (end of text), \\Z -> (?=\\n?\\Z) (end, or before a final newline), ^ and $ at every line,
+    \\s / \\S White_Space, \\h / \\H hex digits, \\x{HHHH}, (?<name>...).
+    TokenizerFileError naming `where` for what has no exact equivalent. (Oniguruma's syntax:
+    its doc/RE; Ruby's Regexp.)"""
+    def fail(what):
+        raise TokenizerFileError(f"{where}: {what} in {pattern!r} is not supported (no exact "
+                                 "Python equivalent of its Oniguruma meaning)")
+
+    out, i, in_class, first = [], 0, False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            e = pattern[i + 1]
+            i += 2
+            if e in _UNSUPPORTED:
+                fail(f"\\{e}")
+            if e == "x" and pattern[i:i + 1] == "{":
+                end = pattern.find("}", i)
+                if end < 0:
+                    fail("an unclosed \\x{")
+                out.append(re.escape(chr(int(pattern[i + 1:end], 16))))
+                i = end + 1
+            elif e in "sh":
+                body = _SPACE_CLASS if e == "s" else _HEX_CLASS
+                out.append(body if in_class else f"[{body}]")
+            elif e in "SH":
+                if in_class:
+                    fail(f"\\{e} inside a character class")
+                out.append(f"[^{_SPACE_CLASS if e == 'S' else _HEX_CLASS}]")
+            elif e == "z" and not in_class:
+                out.append("\\Z")
+            elif e == "Z" and not in_class:
+                out.append("(?=\\n?\\Z)")
+            else:
+                out.append("\\" + e)
+            continue
+        if in_class:
+            if c == "[" or pattern.startswith("&&", i):
+                fail("a nested character class or class intersection")
+            in_class = c != "]" or i == first  # "]" first in a class is itself
+        elif c == "[":
+            in_class, first = True, i + 1 + (pattern[i + 1:i + 2] == "^")
+        elif c in "^$":
+            c = f"(?m:{c})"  # Ruby: always line anchors
+        elif pattern.startswith("(?<", i) and pattern[i + 3:i + 4] not in ("=", "!"):
+            c, i = "(?P<", i + 2
+        out.append(c)
+        i += 1
+    regex = "".join(out)
+    try:
+        re.compile(regex)
+    except re.error as error:
+        raise TokenizerFileError(f"{where}: {pattern!r} is not a regex Python can run: "
+                                 f"{error}") from None
+    return regex
 
 
 def _simple(cls):
@@ -47,7 +135,7 @@ NORMALIZERS = {
        for form in ("NFC", "NFD", "NFKC", "NFKD")},
     "Lowercase": lambda section, where: normalize.Lowercase(),
     "StripAccents": lambda section, where: normalize.StripAccents(),
-    "Replace": _simple(normalize.Replace),
+    "Replace": _replace(normalize.Replace),
     "Strip": _simple(normalize.Strip),
     "Prepend": _simple(normalize.Prepend),
     "Sequence": lambda section, where: normalize.Sequence(
@@ -78,7 +166,8 @@ DECODERS = {
     "WordPiece": _simple(wordpiece.WordPieceDecoder),
     "ByteLevel": _lazy("byte_level", "ByteLevelDecoder"),
     "Metaspace": _lazy("metaspace", "MetaspaceDecoder"),
-    "Replace": _lazy("metaspace", "Replace"),
+    "Replace": lambda section, where: _replace(
+        importlib.import_module("minibert.tokenization.metaspace").Replace)(section, where),
     "ByteFallback": _lazy("metaspace", "ByteFallback"),
     "Fuse": _lazy("metaspace", "Fuse"),
     "Strip": _lazy("metaspace", "Strip"),
@@ -105,6 +194,8 @@ def _read(table: dict, section, where: str, what: str):
     except TokenizerFileError:
         raise
     except (KeyError, TypeError, ValueError) as e:
+        if str(e).startswith(where):  # the component named the file and section itself
+            raise TokenizerFileError(str(e)) from None
         raise TokenizerFileError(f"{where} ({kind}): {type(e).__name__}: {e}") from None
 
 
@@ -153,7 +244,9 @@ def from_dict(data: dict, source="tokenizer.json", cls=Tokenizer, **kwargs) -> T
         post_processor = template.from_json(data.get("post_processor"),
                                             f"{source}, post_processor")
     except (KeyError, TypeError, ValueError) as e:
-        raise TokenizerFileError(f"{source}, post_processor: {e}") from None
+        message = str(e)  # (template.py's own messages name the file and section)
+        raise TokenizerFileError(message if message.startswith(source) else
+                                 f"{source}, post_processor: {type(e).__name__}: {e}") from None
 
     added = []
     for i, entry in enumerate(data.get("added_tokens") or []):
@@ -195,27 +288,3 @@ def load(path, **kwargs) -> Tokenizer:
     except json.JSONDecodeError as e:
         raise TokenizerFileError(f"{path}: not JSON ({e})") from None
     return from_dict(data, path, **kwargs)
-
-
-def to_dict(tokenizer: Tokenizer) -> dict:
-    """The tokenizer.json content of `tokenizer` (which `tokenizers.Tokenizer` reads)."""
-    def section(component):
-        return None if component is None else component.to_json()
-
-    added = sorted((i, t) for i, t in tokenizer.added_tokens.values())
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [t.to_json(i) for i, t in added],
-        "normalizer": section(tokenizer.normalizer),
-        "pre_tokenizer": section(tokenizer.pre_tokenizer),
-        "post_processor": section(tokenizer.post_processor),
-        "decoder": section(tokenizer.decoder),
-        "model": tokenizer.model.to_json(),
-    }
-
-
-def save(tokenizer: Tokenizer, path):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(to_dict(tokenizer), f, indent=2, ensure_ascii=False)

@@ -65,12 +65,13 @@ class Metaspace:
                 "prepend_scheme": self.prepend_scheme, "split": self.split}
 
     @classmethod
-    def from_json(cls, section: dict) -> "Metaspace":
-        """Older files have `add_prefix_space` instead of `prepend_scheme` (false = "never")."""
+    def from_json(cls, section: dict, source="tokenizer.json, pre_tokenizer") -> "Metaspace":
+        """Older files have `add_prefix_space` instead of `prepend_scheme` (false = "never").
+        ValueError naming `source` (file and section) when the two disagree."""
         scheme = section.get("prepend_scheme", "always")
         if section.get("add_prefix_space") is False:
             if scheme != "never" and "prepend_scheme" in section:
-                raise ValueError("Metaspace: add_prefix_space false does not match "
+                raise ValueError(f"{source}: add_prefix_space false does not match "
                                  f"prepend_scheme {scheme!r}")
             scheme = "never"
         return cls(section.get("replacement", SPACE), scheme, section.get("split", True))
@@ -90,8 +91,8 @@ class MetaspaceDecoder:
         return Metaspace(self.replacement, self.prepend_scheme, self.split).to_json()
 
     @classmethod
-    def from_json(cls, section: dict) -> "MetaspaceDecoder":
-        pre = Metaspace.from_json(section)
+    def from_json(cls, section: dict, source="tokenizer.json, decoder") -> "MetaspaceDecoder":
+        pre = Metaspace.from_json(section, source)
         return cls(pre.replacement, pre.prepend_scheme, pre.split)
 
 

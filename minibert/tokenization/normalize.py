@@ -12,9 +12,13 @@ BERT's uncased vocabularies use all four; cased ones skip 3 and 4 (`strip_accent
 `lowercase` unless given).
 
 Offsets must point into the *original* text, so normalization also returns an alignment: for
-each normalized character, the index of the original character it came from. Most characters
-map to themselves (lower-cased) and are processed in bulk with `str.lower`; only the "special"
-ones (dropped, CJK, decomposed, marks, ...) go through `_normalize_run` one by one.
+each normalized character, the index of the original character it came from (-1: inserted
+before the first one, the empty span (0, 0)). This is all of tokenizers' alignment (its
+NormalizedString keeps an original (start, end) range per normalized byte, but `transform`, which
+every normalizer goes through, only ever copies one character's range or (0, 0) at the start;
+`_transform` below): NFC's "é" from "e" + U+0301 has the offsets of the "e" alone there. Most
+characters map to themselves (lower-cased) and are processed in bulk with `str.lower`; only the
+"special" ones (dropped, CJK, decomposed, marks, ...) go through `_normalize_run` one by one.
 
 The simple normalizers other tokenizer.json files name (NFC/NFD/NFKC/NFKD, Lowercase,
 StripAccents, Replace, Strip, Prepend, Sequence; tokenizers' `normalizers` module) follow.
@@ -30,9 +34,24 @@ _DROPPED = re.compile(f"[{charsets.regex_class(charsets.DROPPED)}]")
 _CJK = re.compile(f"[{charsets.regex_class(charsets.CJK)}]")
 _WHITESPACE = charsets.characters(charsets.WHITESPACE)
 _TO_SPACE = dict.fromkeys(map(ord, _WHITESPACE), " ")
+_SPACES = "".join(sorted(_WHITESPACE))  # Rust's char::is_whitespace (str.strip's has \x1c-\x1f)
 _MARKS = charsets.characters(charsets.NONSPACING_MARK)
 _NFD_EXCLUDED = charsets.characters(charsets.NFD_EXCLUDED)
 _NEW_COMBINING = charsets.characters(charsets.NEW_COMBINING)
+# Combining marks (M*) in Python's Unicode tables but not yet in the reference's, and two it
+# still has as marks (U+1CF2-1CF3, letters since Unicode 12.1).
+_NEW_MARKS = charsets.characters(
+    "07FD 0898-089F 08CA-08D3 09FE 0AFA-0AFF 0B55 0C04 0C3C 0D00 0D3B-0D3C 0D81 0EBA 1715 180F "
+    "1ABF-1ACE 1CF7 1DF6-1DFA A82C A8FF 10D24-10D27 10EAB-10EAC 10F46-10F50 10F82-10F85 11070 "
+    "11073-11074 110C2 11145-11146 111C9 111CE-111CF 1133B 1145E 1182C-1183A 11930-11935 "
+    "11937-11938 1193B-1193E 11940 11942-11943 119D1-119D7 119DA-119E0 119E4 11A01-11A0A "
+    "11A33-11A39 11A3B-11A3E 11A47 11A51-11A5B 11A8A-11A99 11D31-11D36 11D3A 11D3C-11D3D "
+    "11D3F-11D45 11D47 11D8A-11D8E 11D90-11D91 11D93-11D97 11EF3-11EF6 16F4F 16F7F-16F87 16FE4 "
+    "16FF0-16FF1 1CF00-1CF2D 1CF30-1CF46 1E130-1E136 1E2AE 1E2EC-1E2EF")
+_OLD_MARKS = charsets.characters("1CF2-1CF3")
+# Compatibility decompositions newer than the reference's Unicode tables (it leaves these alone).
+_NFKD_EXCLUDED = _NFD_EXCLUDED | charsets.characters(
+    "32FF A7F2-A7F4 AB69 10781-10785 10787-107B0 107B2-107BA 1F16C 1FBF0-1FBF9")
 # Lower-casing that expands (İ -> i + ◌̇), is contextual in Python (final Σ -> ς; Rust maps
 # each character on its own) or that Python's tables lack.
 _LOWER_SPECIAL = "0130 03A3 " + " ".join(f"{c:04X}" for c in charsets.NEW_LOWERCASE)
@@ -44,6 +63,15 @@ def _lower(c: str) -> str:
 
 def _decompose(c: str) -> str:
     return c if c in _NFD_EXCLUDED else unicodedata.normalize("NFD", c)
+
+
+def _is_combining_mark(c: str) -> bool:
+    """General category Mn, Mc or Me, in the reference's Unicode tables."""
+    return c in _OLD_MARKS or unicodedata.category(c)[0] == "M" and c not in _NEW_MARKS
+
+
+def _decompose_compatibility(c: str) -> str:
+    return c if c in _NFKD_EXCLUDED else unicodedata.normalize("NFKD", c)
 
 
 def _combining(c: str) -> int:
@@ -59,10 +87,26 @@ def _decomposed_or_combining() -> str:
         f"{ord(c):04X}" for c in chars if _decompose(c) != c or unicodedata.combining(c))
 
 
-def _canonical_order(chars: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
-    """NFD's canonical ordering: stable-sort each run of combining characters by class."""
+def _transform(edits: list[tuple[str, int]]) -> list[int]:
+    """tokenizers' `NormalizedString::transform`: the alignment of characters given as edits
+    (char, change) of an input. Change 0 takes the next input character's place, -k also removes
+    the k after it, +1 is inserted and shares the place of the character before it (-1 at the
+    start)."""
+    alignment, position = [], 0
+    for _, change in edits:
+        if change > 0:
+            alignment.append(position - 1)
+        else:
+            alignment.append(position)
+            position += 1 - change
+    return alignment
+
+
+def _canonical_order(edits: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """NFD's canonical ordering: stable-sort each run of combining characters by class; each
+    edit moves with its character."""
     out, run = [], []
-    for item in chars + [("", False)]:
+    for item in edits + [("", 0)]:
         if item[0] and _combining(item[0]):
             run.append(item)
             continue
@@ -71,21 +115,43 @@ def _canonical_order(chars: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     return out
 
 
-def _nfd(chars: list[str], alignment: list[int]) -> tuple[list[str], list[int]]:
-    """NFD, with the alignment the reference computes.
+def _decomposed(text, decompose=_decompose) -> list[tuple[str, int]]:
+    """NFD (NFKD with `decompose` compatibility decomposition) as edits of `text`: each
+    character's first one in its place, the others inserted; then canonical ordering."""
+    return _canonical_order([(d, int(k > 0)) for c in text for k, d in enumerate(decompose(c))])
 
-    Each character decomposes into a first character, which takes the place (and origin) of
-    the original, and "inserted" ones, which share the origin of the last original character
-    consumed. Canonical ordering then moves characters together with their inserted flag, and
-    the origins are handed out in the new order."""
-    decomposed = [(d, k > 0) for c in chars for k, d in enumerate(_decompose(c))]
-    out_chars, out_alignment, consumed = [], [], iter(alignment)
-    for c, inserted in _canonical_order(decomposed):
-        if not inserted:
-            origin = next(consumed)
-        out_chars.append(c)
-        out_alignment.append(origin)
-    return out_chars, out_alignment
+
+@functools.cache
+def _compose(starter: str, c: str) -> str | None:
+    """The primary composite of `starter` + `c`, or None."""
+    composed = unicodedata.normalize("NFC", starter + c)
+    return composed if len(composed) == 1 else None
+
+
+def _composed(edits: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Canonical composition (The Unicode Standard §3.11, D115-D117) of decomposed edits: a
+    character not blocked from the last starter (no character between, or the last one between
+    of a lower, non-zero class) and composing with it is absorbed; the composite's change is the
+    starter's plus the absorbed one's, minus the one character that is gone."""
+    out, starter, last_class = [], None, 0
+    for c, change in edits:
+        klass = _combining(c)
+        if starter is not None and (len(out) - 1 == starter or 0 < last_class < klass):
+            composite = _compose(out[starter][0], c)
+            if composite is not None:
+                out[starter] = (composite, out[starter][1] + change - 1)
+                continue
+        if klass == 0:
+            starter = len(out)
+        out.append((c, change))
+        last_class = klass
+    return out
+
+
+def _nfd(chars: list[str], alignment: list[int]) -> tuple[list[str], list[int]]:
+    """NFD of `chars`, whose origins are `alignment`, with the reference's alignment."""
+    edits = _decomposed(chars)
+    return [c for c, _ in edits], [alignment[i] for i in _transform(edits)]
 
 
 class BertNormalizer:
@@ -169,35 +235,26 @@ class BertNormalizer:
 
 # ---- the simple normalizers of tokenizer.json files (tokenizers' `normalizers` module) -------
 #
-# Each maps `text -> (normalized, alignment | None)` like BertNormalizer. A normalized
-# character that stands for several original ones (NFC's é from e + ◌́) points at the first.
-
-
-def _per_cluster(text: str, transform) -> tuple[str, list[int] | None]:
-    """Apply `transform` to each character together with the combining marks after it, and
-    align each output character with the cluster's characters in order (the extra ones with
-    its last)."""
-    out, alignment, start = [], [], 0
-    for end in range(1, len(text) + 1):
-        if end < len(text) and unicodedata.combining(text[end]):
-            continue
-        cluster = transform(text[start:end])
-        out.append(cluster)
-        alignment += [start + min(k, end - start - 1) for k in range(len(cluster))]
-        start = end
-    return "".join(out), alignment
+# Each maps `text -> (normalized, alignment | None)` like BertNormalizer, with the alignment
+# tokenizers' NormalizedString gives (its normalizer.rs `transform`, `filter`, `replace`).
 
 
 class UnicodeNormalizer:
-    """NFC, NFD, NFKC or NFKD (tokenizer.json types of the same names)."""
+    """NFC, NFD, NFKC or NFKD (tokenizer.json types of the same names): decomposition and
+    canonical ordering (+ canonical composition for NFC/NFKC) as edits, aligned as the
+    reference's unicode-normalization-alignments crate's (char, change) pairs are."""
 
     def __init__(self, form: str):
         self.form = form
+        self._decompose = _decompose_compatibility if form in ("NFKC", "NFKD") else _decompose
 
     def __call__(self, text: str) -> tuple[str, list[int] | None]:
         if unicodedata.is_normalized(self.form, text):
             return text, None
-        return _per_cluster(text, lambda s: unicodedata.normalize(self.form, s))
+        edits = _decomposed(text, self._decompose)
+        if self.form in ("NFC", "NFKC"):
+            edits = _composed(edits)
+        return "".join(c for c, _ in edits), _transform(edits)
 
     def to_json(self) -> dict:
         return {"type": self.form}
@@ -218,10 +275,11 @@ class Lowercase:
 
 
 class StripAccents:
-    """Drop the non-spacing marks (Mn); used after NFD/NFKD, as in tokenizers."""
+    """Drop the combining marks (Mn, Mc, Me: tokenizers' `is_combining_mark`); used after
+    NFD/NFKD. The kept characters keep their places (NormalizedString::filter)."""
 
     def __call__(self, text: str) -> tuple[str, list[int] | None]:
-        kept = [i for i, c in enumerate(text) if c not in _MARKS]
+        kept = [i for i, c in enumerate(text) if not _is_combining_mark(c)]
         if len(kept) == len(text):
             return text, None
         return "".join(text[i] for i in kept), kept
@@ -244,9 +302,8 @@ class Replace:
         for m in self._regex.finditer(text):
             out.append(text[done:m.start()])
             alignment += range(done, m.start())
-            out.append(self.content)  # the new characters stand for the match, in order
-            alignment += [m.start() + min(k, max(m.end() - m.start() - 1, 0))
-                          for k in range(len(self.content))]
+            out.append(self.content)  # inserted after the match, which is removed: each new
+            alignment += [m.end() - 1] * len(self.content)  # character at its last character
             done = m.end()
         if not out:
             return text, None
@@ -263,8 +320,8 @@ class Strip:
         self.strip_left, self.strip_right = strip_left, strip_right
 
     def __call__(self, text: str) -> tuple[str, list[int] | None]:
-        start = len(text) - len(text.lstrip()) if self.strip_left else 0
-        end = len(text.rstrip()) if self.strip_right else len(text)
+        start = len(text) - len(text.lstrip(_SPACES)) if self.strip_left else 0
+        end = len(text.rstrip(_SPACES)) if self.strip_right else len(text)
         end = max(start, end)
         return text[start:end], (None if start == 0 else list(range(start, end)))
 
@@ -297,8 +354,9 @@ class Sequence:
         alignment = None
         for normalizer in self.normalizers:
             text, step = normalizer(text)
-            if step is not None:
-                alignment = step if alignment is None else [alignment[i] for i in step]
+            if step is not None:  # (-1, before the first character, stays -1)
+                alignment = step if alignment is None else \
+                    [alignment[i] if i >= 0 else -1 for i in step]
         return text, alignment
 
     def to_json(self) -> dict:

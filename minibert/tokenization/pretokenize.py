@@ -12,6 +12,7 @@ characters that are neither punctuation nor whitespace.
 Other tokenizer.json files use tokenizers' Whitespace, WhitespaceSplit and Sequence, below.
 """
 
+import inspect
 import re
 
 from minibert.tokenization import charsets
@@ -47,9 +48,13 @@ class Whitespace(BertPreTokenizer):
         return {"type": "Whitespace"}
 
 
-class WhitespaceSplit(Whitespace):
-    """Split on whitespace only."""
-    _WORD = re.compile(r"\S+")
+class WhitespaceSplit(BertPreTokenizer):
+    r"""Split on whitespace only: Rust's `char::is_whitespace` (Unicode White_Space; Python's
+    \s would also split on U+001C-001F)."""
+    _WORD = charsets.CharsetRegex("[^{w}]+", w=charsets.WHITESPACE)
+
+    def __call__(self, text: str) -> list[tuple[str, int, int]]:
+        return [(m.group(), m.start(), m.end()) for m in self._WORD(text).finditer(text)]
 
     def to_json(self) -> dict:
         return {"type": "WhitespaceSplit"}
@@ -61,6 +66,8 @@ class Sequence:
 
     def __init__(self, pretokenizers: list):
         self.pretokenizers = list(pretokenizers)
+        self._asks_at_start = ["at_start" in inspect.signature(p.__call__).parameters
+                               for p in self.pretokenizers]
         last = self.pretokenizers[-1] if self.pretokenizers else None
         if hasattr(last, "piece_offsets"):
             self.piece_offsets = last.piece_offsets
@@ -68,11 +75,14 @@ class Sequence:
             raise ValueError("pre_tokenizer Sequence: only the last pre-tokenizer may change "
                              "characters (ByteLevel, Metaspace)")
 
-    def __call__(self, text: str) -> list[tuple[str, int, int]]:
+    def __call__(self, text: str, at_start=True) -> list[tuple[str, int, int]]:
+        """`at_start`: `text` begins the original text; a pre-tokenizer that asks (Metaspace's
+        prepend_scheme "first") hears it only for a word at offset 0, as in tokenizers."""
         words = [(text, 0, len(text))]
-        for p in self.pretokenizers:
+        for p, asks in zip(self.pretokenizers, self._asks_at_start):
             words = [(w, start + a, start + b) for word, start, _ in words
-                     for w, a, b in p(word)]
+                     for w, a, b in (p(word, at_start=at_start and start == 0) if asks
+                                     else p(word))]
         return words
 
     def to_json(self) -> dict:

@@ -30,10 +30,13 @@ extended grapheme cluster, a cluster of under 6 UTF-8 bytes is replaced by the r
 """
 
 import base64
+import itertools
 import math
 import re
 import struct
 
+from minibert.tokenization.errors import TokenizerFileError
+from minibert.tokenization.files import from_dict
 from minibert.tokenization.metaspace import (ByteFallback, Fuse, Metaspace, Replace, Sequence,
                                              Strip)
 from minibert.tokenization.unigram import Unigram
@@ -44,7 +47,8 @@ UNIGRAM = 1
 
 
 def read_proto(path):
-    """The ModelProto of `path`; ValueError naming the file if it is not a whole one."""
+    """The ModelProto of `path`; TokenizerFileError (a ValueError) naming the file if it is not
+    a whole one."""
     from google.protobuf.message import DecodeError
     from sentencepiece import sentencepiece_model_pb2
 
@@ -54,13 +58,14 @@ def read_proto(path):
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as error:
-        raise ValueError(f"{path}: not a SentencePiece model (truncated or corrupt protobuf: "
-                         f"{error})") from None
+        raise TokenizerFileError(f"{path}: not a SentencePiece model (truncated or corrupt "
+                                 f"protobuf: {error})") from None
     # A file cut at a field boundary still parses: the specs come after the pieces.
     missing = [name for name in ("trainer_spec", "normalizer_spec") if not proto.HasField(name)]
     if not proto.pieces or missing:
-        raise ValueError(f"{path}: not a whole SentencePiece model (truncated?): "
-                         f"{len(proto.pieces)} pieces, missing {', '.join(missing) or 'nothing'}")
+        raise TokenizerFileError(f"{path}: not a whole SentencePiece model (truncated?): "
+                                 f"{len(proto.pieces)} pieces, missing "
+                                 f"{', '.join(missing) or 'nothing'}")
     return proto
 
 
@@ -69,8 +74,9 @@ class SentencePieceModel:
     tokenizer.json sections (`to_json`) that encode like `SentencePieceProcessor`.
 
     `legacy` as transformers: True prepends "▁" to every segment between added tokens, False
-    only to the first. Raises ValueError naming the file on a truncated or corrupt file, a
-    model that is not Unigram, a non-finite score or a bad unk_id.
+    only to the first. Raises TokenizerFileError (a ValueError) naming the file on a
+    truncated or corrupt file, a model that is not Unigram, a non-finite score or a bad
+    unk_id.
     """
 
     def __init__(self, path, legacy=True):
@@ -80,16 +86,16 @@ class SentencePieceModel:
         if trainer.model_type != UNIGRAM:
             kind = trainer.DESCRIPTOR.fields_by_name["model_type"].enum_type \
                 .values_by_number[trainer.model_type].name
-            raise ValueError(f"{path}: trainer_spec.model_type is {kind}, only UNIGRAM models "
-                             "are read here")
+            raise TokenizerFileError(f"{path}: trainer_spec.model_type is {kind}, only UNIGRAM "
+                                     "models are read here")
         for i, piece in enumerate(proto.pieces):
             if not math.isfinite(piece.score):
-                raise ValueError(f"{path}: pieces[{i}] {piece.piece!r} has a non-finite score "
-                                 f"{piece.score}")
+                raise TokenizerFileError(f"{path}: pieces[{i}] {piece.piece!r} has a non-finite "
+                                         f"score {piece.score}")
         if not 0 <= trainer.unk_id < len(proto.pieces) \
                 or proto.pieces[trainer.unk_id].type != UNKNOWN:
-            raise ValueError(f"{path}: trainer_spec.unk_id {trainer.unk_id} is not the id of "
-                             "an UNKNOWN piece")
+            raise TokenizerFileError(f"{path}: trainer_spec.unk_id {trainer.unk_id} is not the "
+                                     "id of an UNKNOWN piece")
         self.pieces = [(p.piece, p.score, p.type) for p in proto.pieces]
         self.byte_fallback = trainer.byte_fallback
         self.model = Unigram([(p, s) for p, s, _ in self.pieces], trainer.unk_id,
@@ -143,21 +149,13 @@ class SentencePieceModel:
         ids = {piece: i for i, (piece, _, kind) in enumerate(self.pieces) if kind == CONTROL}
         if "[CLS]" not in ids or "[SEP]" not in ids:
             return None
-
-        def items(*names_and_types):
-            return [{"Sequence": {"id": n, "type_id": t}} if n in "AB" else
-                    {"SpecialToken": {"id": n, "type_id": t}} for n, t in names_and_types]
-        return {"type": "TemplateProcessing",
-                "single": items(("[CLS]", 0), ("A", 0), ("[SEP]", 0)),
-                "pair": items(("[CLS]", 0), ("A", 0), ("[SEP]", 0), ("B", 1), ("[SEP]", 1)),
-                "special_tokens": {t: {"id": t, "ids": [ids[t]], "tokens": [t]}
-                                   for t in ("[CLS]", "[SEP]")}}
+        return _bert_template(("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"]))
 
     def to_json(self, tokenizer_class: str | None = None, **config) -> dict:
         """A whole tokenizer.json document: by default the pipeline that encodes like
         `SentencePieceProcessor`; for `tokenizer_class` "AlbertTokenizer" or
-        "DebertaV2Tokenizer" (tokenizer_config.json's, with its `config` options), the one
-        transformers 5 builds for that class from the same file."""
+        "DebertaV2Tokenizer" (tokenizer_config.json's, with its `config` options and special
+        tokens), the one transformers 5 builds for that class from the same file."""
         flavor = (tokenizer_class or "").removesuffix("Fast")
         if flavor in FLAVORS:
             return FLAVORS[flavor](self, **config)
@@ -168,24 +166,80 @@ class SentencePieceModel:
                 "post_processor": self.post_processor_json(),
                 "decoder": self.decoder().to_json(), "model": self.model.to_json()}
 
-    def _class_document(self, normalizers, pre_tokenizers, prepend_scheme) -> dict:
+    def _class_document(self, normalizers, pre_tokenizers, prepend_scheme, special_tokens,
+                        template_names) -> dict:
         """transformers 5's AlbertTokenizer / DebertaV2Tokenizer layout: no byte fallback,
-        every control and unknown piece a special added token, Metaspace decoder."""
+        Metaspace decoder; special added tokens: the control pieces and the token of each role
+        (`special_tokens` {role: added-token entry}), a token that is not a piece appended
+        after the vocabulary in role order, as transformers appends it (DeBERTa-v3's [MASK]);
+        BERT's template over the cls and sep tokens, named `template_names` in it."""
         model = self.model.to_json() | {"byte_fallback": False}
-        added = [{"id": i, "content": piece, "single_word": False, "lstrip": False,
-                  "rstrip": False, "normalized": False, "special": True}
-                 for i, (piece, _, kind) in enumerate(self.pieces) if kind in (CONTROL, UNKNOWN)]
+        ids, appended = dict(self.model.vocab), itertools.count(len(self.pieces))
+        entries = {i: _added(piece) for i, (piece, _, kind) in enumerate(self.pieces)
+                   if kind == CONTROL}
+        for entry in special_tokens.values():
+            if entry["content"] not in ids:
+                ids[entry["content"]] = next(appended)
+            entries[ids[entry["content"]]] = entry
+        added = [{"id": i} | entries[i] for i in sorted(entries)]
+        cls, sep = (special_tokens[role]["content"] for role in ("cls_token", "sep_token"))
         metaspace = Metaspace(prepend_scheme=prepend_scheme).to_json()
         return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
                 "normalizer": {"type": "Sequence", "normalizers": normalizers},
                 "pre_tokenizer": {"type": "Sequence",
                                   "pretokenizers": pre_tokenizers + [metaspace]},
-                "post_processor": self.post_processor_json(), "decoder": metaspace,
-                "model": model}
+                "post_processor": _bert_template((template_names[0], ids[cls]),
+                                                 (template_names[1], ids[sep])),
+                "decoder": metaspace, "model": model}
+
+
+def _added(content: str, flags: dict | None = None) -> dict:
+    """A special added token as tokenizer.json writes it (`flags` from tokenizer_config.json's
+    AddedToken objects)."""
+    return {"content": content, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": False, "special": True} | {
+        k: v for k, v in (flags or {}).items()
+        if k in ("single_word", "lstrip", "rstrip", "normalized")}
+
+
+def _bert_template(cls: tuple[str, int], sep: tuple[str, int]) -> dict:
+    """TemplateProcessing "[CLS] $A [SEP]" / "[CLS] $A [SEP] $B:1 [SEP]:1"; (name, id) each."""
+    def items(*names_and_types):
+        return [{"Sequence": {"id": n, "type_id": t}} if n in "AB" else
+                {"SpecialToken": {"id": n, "type_id": t}} for n, t in names_and_types]
+    return {"type": "TemplateProcessing",
+            "single": items((cls[0], 0), ("A", 0), (sep[0], 0)),
+            "pair": items((cls[0], 0), ("A", 0), (sep[0], 0), ("B", 1), (sep[0], 1)),
+            "special_tokens": {name: {"id": name, "ids": [i], "tokens": [name]}
+                               for name, i in (cls, sep)}}
+
+
+# transformers 5's default special tokens of each class, in its order of roles.
+CLASS_SPECIAL_TOKENS = {
+    "AlbertTokenizer": {"bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "<unk>",
+                        "sep_token": "[SEP]", "pad_token": "<pad>", "cls_token": "[CLS]",
+                        "mask_token": "[MASK]"},
+    "DebertaV2Tokenizer": {"bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "[UNK]",
+                           "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                           "mask_token": "[MASK]"},
+}
+
+
+def class_special_tokens(flavor: str, config: dict) -> dict[str, dict]:
+    """{role: added-token entry}: the class's defaults, overridden by tokenizer_config.json's
+    (a str, or an AddedToken object with its flags)."""
+    out = {}
+    for role, default in CLASS_SPECIAL_TOKENS[flavor].items():
+        value = config.get(role, default)
+        if value is None:
+            continue
+        out[role] = _added(value["content"], value) if isinstance(value, dict) \
+            else _added(str(value))
+    return out
 
 
 def _albert(sp: SentencePieceModel, do_lower_case=True, keep_accents=False,
-            add_prefix_space=True, **_) -> dict:
+            add_prefix_space=True, **config) -> dict:
     """transformers' AlbertTokenizer: ``/'' -> ", NFKD + no accents, lower case, the
     precompiled rules; split on whitespace, then Metaspace."""
     steps = [{"type": "Replace", "pattern": {"String": q}, "content": '"'} for q in ("``", "''")]
@@ -194,18 +248,23 @@ def _albert(sp: SentencePieceModel, do_lower_case=True, keep_accents=False,
     if sp.precompiled_charsmap:
         steps.append(Precompiled(sp.precompiled_charsmap).to_json())
     return sp._class_document(steps, [{"type": "WhitespaceSplit"}],
-                              "always" if add_prefix_space else "never")
+                              "always" if add_prefix_space else "never",
+                              class_special_tokens("AlbertTokenizer", config),
+                              ("[CLS]", "[SEP]"))
 
 
 def _deberta_v2(sp: SentencePieceModel, do_lower_case=False, split_by_punct=False,
-                add_prefix_space=True, **_) -> dict:
+                add_prefix_space=True, **config) -> dict:
     """transformers' DebertaV2Tokenizer: lower case, whitespace runs and \n \r \t -> " ",
     NFC, strip on the right (no precompiled rules); punctuation split, then Metaspace."""
     steps = [{"type": "Lowercase"}] * do_lower_case + [
         _replace_regex(r"\s{2,}|[\n\r\t]", " "), {"type": "NFC"},
         {"type": "Strip", "strip_left": False, "strip_right": True}]
     pre = [{"type": "Punctuation", "behavior": "Isolated"}] * split_by_punct
-    return sp._class_document(steps, pre, "always" if add_prefix_space else "first")
+    special_tokens = class_special_tokens("DebertaV2Tokenizer", config)
+    return sp._class_document(steps, pre, "always" if add_prefix_space else "first",
+                              special_tokens, [special_tokens[role]["content"]
+                                               for role in ("cls_token", "sep_token")])
 
 
 FLAVORS = {"AlbertTokenizer": _albert, "DebertaV2Tokenizer": _deberta_v2}
@@ -214,14 +273,16 @@ FLAVORS = {"AlbertTokenizer": _albert, "DebertaV2Tokenizer": _deberta_v2}
 def from_file(path, config: dict | None = None, legacy=True, **options):
     """The tokenizer (base.py's Tokenizer, through files.py) of a SentencePiece .model file.
     `config`: tokenizer_config.json's content (its `tokenizer_class` picks transformers'
-    pipeline for that class, see `to_json`); `options` go to the Tokenizer (special tokens
-    by role, model_max_length...)."""
-    from minibert.tokenization import files
-
+    pipeline for that class, see `to_json`, with the class's special tokens by role);
+    `options` go to the Tokenizer (special tokens by role, model_max_length...).
+    TokenizerFileError naming the file if it is not a whole Unigram model."""
     config = dict(config or {})
-    document = SentencePieceModel(path, legacy).to_json(config.pop("tokenizer_class", None),
-                                                        **config)
-    return files.from_dict(document, str(path), **options)
+    flavor = (config.pop("tokenizer_class", None) or "").removesuffix("Fast")
+    document = SentencePieceModel(path, legacy).to_json(flavor, **config)
+    if flavor in CLASS_SPECIAL_TOKENS:
+        options = {role: entry["content"] for role, entry in
+                   class_special_tokens(flavor, config).items()} | options
+    return from_dict(document, str(path), **options)
 
 
 def _replace_regex(pattern: str, content: str) -> dict:

@@ -9,17 +9,15 @@ with the type id it gets (`$B:1` = sequence B with type id 1). The reference is 
 Sequence); `to_json`/`from_json` read and write its tokenizer.json "post_processor" section.
 
 Byte-level BPE keeps the space before a word inside its first token ("Ġworld"); with
-`trim_offsets` its offsets leave that space out (`trim_offsets` below, tokenizers'
-`process_offsets`). The processors act on `Encoding`s of one sequence each, then
-`process` lays them out with the template.
+`trim_offsets` its offsets leave that space out (byte_level.py's `process_offsets`). The
+processors act on `Encoding`s of one sequence each, then `process` lays them out with the
+template.
 """
 
 import dataclasses
 
+from minibert.tokenization.byte_level import process_offsets
 from minibert.tokenization.encoding import Encoding
-
-# The characters the byte-level trimming counts as spaces: "Ġ" (GPT-2's stand-in for b" ").
-_BYTE_LEVEL_SPACE = "\u0120"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +113,7 @@ class BertProcessing(TemplateProcessing):
 
 
 class ByteLevel:
-    """Byte-level BPE's post-processor: only trims the offsets (see `trim_offsets`)."""
+    """Byte-level BPE's post-processor: only trims the offsets (`process_offsets`)."""
     cut_windows_keep_type_ids = False
 
     def __init__(self, add_prefix_space=True, trim_offsets=True, use_regex=True):
@@ -128,8 +126,8 @@ class ByteLevel:
     def process(self, encodings: list[Encoding], add_special_tokens=True) -> list[Encoding]:
         if not self.trim_offsets:
             return encodings
-        return [dataclasses.replace(e, offsets=trim_offsets(e.tokens, e.offsets,
-                                                            self.add_prefix_space))
+        return [dataclasses.replace(e, offsets=process_offsets(e.tokens, e.offsets,
+                                                               self.add_prefix_space))
                 for e in encodings]
 
     def to_json(self) -> dict:
@@ -150,7 +148,7 @@ class RobertaProcessing(BertProcessing):
 
     def process(self, encodings: list[Encoding], add_special_tokens=True) -> list[Encoding]:
         if self.trim_offsets:
-            encodings = [dataclasses.replace(e, offsets=trim_offsets(
+            encodings = [dataclasses.replace(e, offsets=process_offsets(
                 e.tokens, e.offsets, self.add_prefix_space)) for e in encodings]
         return super().process(encodings, add_special_tokens)
 
@@ -186,24 +184,6 @@ def default_process(encodings: list[Encoding]) -> Encoding:
     out = Encoding.empty()
     for sequence, part in enumerate(encodings):
         out.extend(part, type_id=sequence, sequence_id=sequence)
-    return out
-
-
-def trim_offsets(tokens: list[str], offsets: list[tuple[int, int]], add_prefix_space: bool):
-    """Leave the spaces a byte-level token carries ("Ġ" or whitespace at either end) out of its
-    offsets; except the single space `add_prefix_space` put before the first word, which has no
-    character to leave out (tokenizers' `process_offsets`)."""
-    out = []
-    for i, (token, (start, end)) in enumerate(zip(tokens, offsets)):
-        leading = len(token) - len(token.lstrip(_BYTE_LEVEL_SPACE + " \t\n\r\x0b\x0c"))
-        trailing = len(token) - len(token.rstrip(_BYTE_LEVEL_SPACE + " \t\n\r\x0b\x0c"))
-        if leading:
-            if (i == 0 or start == 0) and add_prefix_space and leading == 1:
-                leading = 0
-            start = min(start + leading, end)
-        if trailing and end >= trailing:
-            end = max(end - trailing, start)
-        out.append((start, end))
     return out
 
 

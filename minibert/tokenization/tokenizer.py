@@ -171,7 +171,7 @@ class WordPieceTokenizer(Tokenizer):
             raise ValueError("vocab.txt needs the ids 0..n-1, each once")
         with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
             f.writelines(token + "\n" for token, _ in sorted(vocab.items(), key=lambda x: x[1]))
-        files.save(self, os.path.join(directory, "tokenizer.json"))
+        self.save(os.path.join(directory, "tokenizer.json"))
         special = self.special_tokens_map
         n = self.normalizer_options
         lowercase = n["lowercase"]

@@ -14,6 +14,8 @@ part), and so does any word longer than `max_input_chars_per_word` characters.
 separated by a space, and the spaces before . ? ! , are removed.
 """
 
+from minibert.tokenization.errors import TokenizerFileError
+
 UNK = "[UNK]"
 PREFIX = "##"
 
@@ -75,7 +77,7 @@ class WordPiece:
     def from_json(cls, section: dict, source="tokenizer.json") -> "WordPiece":
         vocab = section.get("vocab")
         if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
-            raise _file_error(f"{source}, model.vocab: expected an object {{token: id}}")
+            raise TokenizerFileError(f"{source}, model.vocab: expected an object {{token: id}}")
         return cls(vocab, section.get("unk_token", UNK),
                    section.get("continuing_subword_prefix", PREFIX),
                    section.get("max_input_chars_per_word", 100))
@@ -97,11 +99,6 @@ class WordPieceDecoder:
 
     def to_json(self) -> dict:
         return {"type": "WordPiece", "prefix": self.prefix, "cleanup": self.cleanup}
-
-
-def _file_error(message):
-    from minibert.tokenization.files import TokenizerFileError
-    return TokenizerFileError(message)
 
 
 def decode(tokens: list[str], prefix=PREFIX, cleanup=True) -> str:

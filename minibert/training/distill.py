@@ -32,13 +32,13 @@ from minibert.options import AT_LEAST_0, POSITIVE, UNIT, bounded
 from minibert.tokenization import AutoTokenizer
 from minibert.training.batch import Batch, model_inputs
 from minibert.training.loop import TrainConfig, Trainer, masked_accuracy
-from minibert.training.pretrain import PretrainConfig, corpus_batches, plan, prepared_corpus
+from minibert.training.pretrain import PretrainConfig, corpus_batches, plan, prepared_corpus, set_special_token_ids
 
 
 @dataclasses.dataclass
 class DistillConfig(PretrainConfig):
     """The student's preset (`family`, `size`), data and training options as in pretraining, plus:"""
-    teacher: str = ""                     # a pretrained masked LM directory with its vocab.txt
+    teacher: str = ""                     # a pretrained masked LM directory with its tokenizer
     family: str = "mobilebert"
     transfer_steps: int = bounded(300, AT_LEAST_0)   # layer-wise transfer updates before pretraining distillation
     progressive: bool = False             # transfer one layer at a time, the layers below frozen (§3.6)
@@ -118,8 +118,6 @@ def build(config: DistillConfig):
     teacher_dir = Path(config.teacher)
     if not config.teacher or not (teacher_dir / "config.json").is_file():
         raise FileNotFoundError(f"--teacher {config.teacher!r} is not a model directory (no config.json)")
-    if not (teacher_dir / "vocab.txt").is_file():
-        raise FileNotFoundError(f"{teacher_dir} has no vocab.txt: the student learns with the teacher's tokenizer")
     if config.objective not in (None, "mlm"):
         raise ValueError(f"distillation trains a masked LM student; objective {config.objective!r} is not supported")
     config = dataclasses.replace(config, objective="mlm", vocab=str(teacher_dir))
@@ -142,7 +140,8 @@ def build(config: DistillConfig):
     if positions is not None and config.seq_len > positions:
         raise ValueError(f"--seq-len {config.seq_len} exceeds the teacher's max_position_embeddings {positions}")
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    p.model_config.vocab_size, p.model_config.pad_token_id = teacher.config.vocab_size, tokenizer.pad_token_id
+    p.model_config.vocab_size = teacher.config.vocab_size
+    set_special_token_ids(p.model_config, tokenizer)
     if not teacher.accepts_masked_positions():
         p.max_predictions = None           # both models must score the same positions: a dense head then
     corpus, _ = prepared_corpus(config)                 # prepared with (or checked against) the teacher's vocabulary

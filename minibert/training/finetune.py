@@ -5,7 +5,7 @@
     ner    tasks/ner.py        *ForTokenClassification      entity precision/recall/F1   entity F1
     squad  tasks/squad.py      *ForQuestionAnswering        exact match, F1              F1
 
-The model directory is a Hugging Face one (config.json, weights, vocab.txt): a pretrained encoder — its
+The model directory is a Hugging Face one (config.json, weights, tokenizer files): a pretrained encoder — its
 pretraining heads are dropped, the task head (and a pooler the checkpoint lacks) starts from random weights,
 as `transformers` does — or an already fine-tuned model of the same task, which is loaded whole. The run is
 the pretraining loop (training/loop.py: jit step, data parallel, bf16, progress bar, metrics.jsonl, orbax
@@ -50,7 +50,7 @@ TASKS = {"glue": "ForSequenceClassification", "ner": "ForTokenClassification", "
 @dataclasses.dataclass
 class FinetuneConfig:
     task: str = "glue"
-    model: str = ""                       # Hugging Face model directory, with vocab.txt
+    model: str = ""                       # Hugging Face model directory, with its tokenizer
     train_file: str = ""
     eval_file: str | None = None
     max_length: int | None = bounded(None, Range(8))     # None: 128 (glue, ner), 384 (squad)
@@ -297,9 +297,6 @@ def build(config: FinetuneConfig):
     if config.dtype not in ("float32", "bfloat16"):
         raise ValueError(f"dtype must be float32 or bfloat16, not {config.dtype!r}")
     model_dir = Path(config.model)
-    if not (model_dir / "vocab.txt").is_file():
-        raise FileNotFoundError(f"{model_dir} has no vocab.txt: fine-tuning needs the model's WordPiece tokenizer "
-                                f"(ModernBERT's BPE tokenizer is not supported)")
     if config.teacher is not None and not (Path(config.teacher) / "config.json").is_file():
         raise FileNotFoundError(f"--teacher {config.teacher} is not a model directory (no config.json)")
     if config.eval_file and config.train.eval_every % config.train.log_every:

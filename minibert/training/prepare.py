@@ -12,11 +12,13 @@ becomes one shard, three flat arrays that training reads by position (training/s
 
 No special token is stored: [CLS], [SEP] and the NSP pairs are made per training step (training/data.py).
 
-Work is split over `workers` processes, each with its own tokenizer (the from-scratch WordPiece, or its
-`tokenizers` backend, which gives identical ids). Each shard is written to a temporary name and renamed, and its
-`.json` record (counts) comes last: a killed `prepare` keeps its finished shards and the same command continues.
-Without a vocabulary, one is trained on a bounded, seeded sample of the corpus (`vocab_sample_mb`). The manifest
-records the tokenizer's hash, every source file with its size and SHA-256, the counts, and what was skipped.
+Work is split over `workers` processes, each with its own tokenizer (the from-scratch one, or its `tokenizers`
+backend, which gives identical ids). Each shard is written to a temporary name and renamed, and its `.json` record
+(counts) comes last: a killed `prepare` keeps its finished shards and the same command continues. Without a
+vocabulary, one is trained on a bounded, seeded sample of the corpus (`vocab_sample_mb`) with the algorithm
+`tokenizer` names (`AutoTokenizer.train`, tokenization/recipes.py: BERT's WordPiece, RoBERTa's byte-level BPE or ALBERT's Unigram), and saved as
+`tokenizer/` (tokenizer.json, which `transformers`' AutoTokenizer loads). The manifest records the tokenizer's
+hash, every source file with its size and SHA-256, the counts, and what was skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tqdm.auto import tqdm
 
 from minibert.options import AT_LEAST_0, POSITIVE, Range, bounded, check
 from minibert.tokenization import AutoTokenizer, Tokenizer
+from minibert.tokenization.recipes import TOKENIZERS
 from minibert.training import corpus as corpora
 
 FORMAT = "minibert-shards/1"
@@ -54,6 +57,7 @@ class PrepareConfig:
     corpus: list[str] | None              # files, folders, `hub:PATH`; None: the embedded default
     output: str
     vocab: str | None = None              # vocab.txt or tokenizer directory; None: train one on a sample
+    tokenizer: str | None = None          # the trained vocabulary's algorithm, one of TOKENIZERS; None: wordpiece
     vocab_size: int = bounded(4000, VOCAB_SIZE)
     lowercase: bool = True
     vocab_sample_mb: float = bounded(100.0, POSITIVE)    # text the vocabulary is trained on, at most
@@ -75,14 +79,17 @@ def id_dtype(vocab_size: int) -> np.dtype:
 
 
 def tokenizer_hash(tokenizer: Tokenizer) -> str:
-    """SHA-256 of what decides the ids: the vocabulary in id order and the pipeline's options (for BERT's
-    normaliser its four switches, as before tokenizer.json existed, so that older shards keep their hash)."""
-    n = tokenizer.normalizer
-    if hasattr(n, "handle_chinese_chars"):
+    """SHA-256 of what decides the ids: the vocabulary in id order (added tokens included) and the pipeline. For
+    BERT's WordPiece, its normaliser's four switches (as before tokenizer.json existed, so that older shards keep
+    their hash); for any other, the tokenizer.json sections of the normalizer, pre-tokenizer and model (which hold
+    a BPE's merges, a Unigram's scores)."""
+    n, model = tokenizer.normalizer, tokenizer.model.to_json()
+    if hasattr(n, "handle_chinese_chars") and model["type"] == "WordPiece":
         options = [n.clean_text, n.handle_chinese_chars, n.strip_accents, n.lowercase]
     else:
-        options = [None if c is None else c.to_json() for c in (n, tokenizer.pre_tokenizer, tokenizer.decoder)]
-    text = json.dumps([options, [tokenizer.id_to_token[i] for i in range(len(tokenizer))]], ensure_ascii=False)
+        options = [None if c is None else c.to_json() for c in (n, tokenizer.pre_tokenizer)] + [model]
+    text = json.dumps([options, [tokenizer.id_to_token[i] for i in range(len(tokenizer))]], ensure_ascii=False,
+                      sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -166,6 +173,10 @@ def prepare(config: PrepareConfig) -> dict:
     check(config)                                    # the ranges of vocab_size, vocab_sample_mb, workers, seed
     if config.backend not in ("minibert", "tokenizers"):
         raise ValueError(f"--backend must be minibert or tokenizers, not {config.backend!r}")
+    if config.tokenizer is not None and config.tokenizer not in TOKENIZERS:
+        raise ValueError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, not {config.tokenizer!r}")
+    if config.tokenizer and config.vocab:
+        raise ValueError("--tokenizer chooses how a new vocabulary is trained: give it or --vocab, not both")
     out = Path(config.output)
     units = corpora.plan_units(config.corpus, text_field=config.text_field, unit_bytes=UNIT_BYTES)
     if corpora.corpus_bytes(units) < 16 * UNIT_BYTES:          # a smaller corpus: about 16 units, for the workers
@@ -180,6 +191,8 @@ def prepare(config: PrepareConfig) -> dict:
     if not config.vocab:                  # how the vocabulary was trained: a rerun with other options is refused
         plan["vocabulary"] = {"vocab_size": config.vocab_size, "lowercase": config.lowercase,
                               "vocab_sample_mb": config.vocab_sample_mb, "seed": config.seed}
+        if config.tokenizer not in (None, "wordpiece"):   # (WordPiece's plans predate the option: unchanged)
+            plan["vocabulary"]["tokenizer"] = config.tokenizer
     plan = _continue_or_start(out, plan)
     units = [corpora.Unit(**u) for u in plan["units"]]
     if (out / "manifest.json").is_file():
@@ -248,7 +261,8 @@ def _tokenizer(config: PrepareConfig, units: list, out: Path) -> Tokenizer:
                         if taken >= budget:
                             return
 
-        tokenizer = AutoTokenizer.train(sample(), vocab_size=config.vocab_size, lowercase=config.lowercase)
+        tokenizer = AutoTokenizer.train(sample(), config.vocab_size, model=config.tokenizer or "wordpiece",
+                                        lowercase=config.lowercase)
     id_dtype(len(tokenizer))
     if _is_saved(saved):
         if tokenizer_hash(AutoTokenizer.from_pretrained(saved)) != tokenizer_hash(tokenizer):

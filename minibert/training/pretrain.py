@@ -33,10 +33,12 @@ from minibert.models.electra import ElectraPretrainer
 from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
 from minibert.options import AT_LEAST_0, AT_LEAST_1, OPEN_UNIT, Range, bounded, check
 from minibert.tokenization import AutoTokenizer, Tokenizer
+from minibert.tokenization.base import SPECIAL_TOKEN_ROLES
 from minibert.training import sharding
 from minibert.training.data import Batches, PackedRows, SentencePairs, default_max_predictions
 from minibert.training.loop import TrainConfig, Trainer
-from minibert.training.prepare import TOKENIZER_DIR, VOCAB_SIZE, PrepareConfig, load_tokenizer, prepare, summary
+from minibert.training.prepare import (TOKENIZER_DIR, TOKENIZERS, VOCAB_SIZE, PrepareConfig, load_tokenizer, prepare,
+                                       summary)
 from minibert.training.shards import PreparedCorpus
 
 EVAL_EXAMPLES = 512                       # held-out examples scored at each evaluation, at most (in batches)
@@ -51,6 +53,7 @@ class PretrainConfig:
     corpus: list[str] | None = None       # None: the embedded default (Python's docstrings)
     text_field: str = "text"              # the text's field when `corpus` is JSON Lines, Parquet or a dataset
     vocab: str | None = None              # vocab.txt or tokenizer directory; None: the prepared one, or train one
+    tokenizer: str | None = None          # a trained vocabulary's algorithm (recipes.TOKENIZERS); None: the family's
     vocab_size: int = bounded(4000, VOCAB_SIZE)
     lowercase: bool = True
     seq_len: int = bounded(64, Range(8))
@@ -93,11 +96,14 @@ def plan(config: PretrainConfig) -> Plan:
     mask_rate = family.mask_rate if config.mask_rate is None else config.mask_rate
     model_class = auto.model_class_by_name(family.objectives[objective])
     model_config = model_class.config_class(**size)
-    positions = getattr(model_config, "max_position_embeddings", None)
-    if positions is not None and config.seq_len > positions:
-        raise ValueError(f"--seq-len {config.seq_len} exceeds the model's max_position_embeddings {positions}")
+    check_length(config.seq_len, model_config)
     if config.data and config.corpus:
         raise ValueError("give either --data (a prepared corpus) or --corpus (prepared into the output first), not both")
+    if config.tokenizer is not None and config.tokenizer not in TOKENIZERS:
+        raise ValueError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, not {config.tokenizer!r}")
+    if config.tokenizer and (config.vocab or config.data):
+        raise ValueError("--tokenizer chooses how a new vocabulary is trained: not with --vocab or --data, which "
+                         "bring their own tokenizer")
     if not config.data and jax.process_count() > 1:
         raise ValueError("a run of several processes reads a prepared corpus: run `minibert prepare` once, then "
                          "pass --data to every process")
@@ -122,7 +128,9 @@ def build(config: PretrainConfig):
     if config.train.steps < 1:            # (distillation may have none: only layer-wise transfer)
         raise ValueError(f"pretraining needs steps ≥ 1, got {config.train.steps}")
     corpus, tokenizer = prepared_corpus(config)
-    p.model_config.vocab_size, p.model_config.pad_token_id = padded_vocab_size(len(tokenizer)), tokenizer.pad_token_id
+    p.model_config.vocab_size = padded_vocab_size(len(tokenizer))
+    set_special_token_ids(p.model_config, tokenizer)
+    check_length(config.seq_len, p.model_config)                   # (RoBERTa's longest input follows the pad id)
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
     if p.objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
@@ -138,14 +146,50 @@ def build(config: PretrainConfig):
     return model, tokenizer, batches, eval_batch
 
 
+def check_length(seq_len: int, model_config) -> None:
+    """ValueError when rows of `seq_len` tokens do not fit the model's positions: `max_position_embeddings`, less
+    the positions up to the padding index for the families whose positions start after it (`longest_input`:
+    RoBERTa's 514 positions take 512 tokens)."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    longest = model_config.longest_input
+    if positions is None or seq_len <= longest:
+        return
+    if longest == positions:
+        raise ValueError(f"--seq-len {seq_len} exceeds the model's max_position_embeddings {positions}")
+    raise ValueError(f"--seq-len {seq_len} exceeds the model's longest input, {longest} tokens: its positions start "
+                     f"at pad_token_id + 1 = {model_config.pad_token_id + 1} of max_position_embeddings {positions}")
+
+
+# Special-token ids that transformers' config of a family holds but minibert's does not declare, kept in `extra`
+# (written to config.json): left out, transformers would fill in its defaults, the released vocabulary's ids.
+UNDECLARED_TOKEN_IDS = {"modernbert": ("bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id")}
+
+
+def set_special_token_ids(model_config, tokenizer: Tokenizer) -> None:
+    """Give the model config the tokenizer's special-token ids: every `<role>_id` field it has (pad_token_id for
+    all; RoBERTa's bos/eos_token_id) and those of UNDECLARED_TOKEN_IDS. bos and eos fall back to the tokenizer's
+    cls and sep: BERT's [CLS] and [SEP] stand where RoBERTa's <s> and </s> do."""
+    ids = {f"{role}_id": getattr(tokenizer, f"{role}_id") for role in SPECIAL_TOKEN_ROLES}
+    for role, stand_in in (("bos_token_id", "cls_token_id"), ("eos_token_id", "sep_token_id")):
+        ids[role] = ids[stand_in] if ids[role] is None else ids[role]
+    declared = {f.name for f in dataclasses.fields(model_config)}
+    for name, value in ids.items():
+        if name in declared:
+            setattr(model_config, name, value)
+        elif name in UNDECLARED_TOKEN_IDS.get(model_config.model_type, ()):
+            model_config.extra[name] = value
+
+
 def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, Tokenizer]:
     """`--data`, or `--corpus` (or the embedded default) prepared into OUTPUT/data — a finished preparation is
     reused, a killed one continued — and the run's tokenizer: `--vocab`, which must be the corpus's, or the
-    corpus's own. The tokenizer files are saved in the output directory."""
+    corpus's own, trained with `--tokenizer` (default: the family's algorithm, `presets.Family.tokenizer`). The
+    tokenizer files are saved in the output directory."""
     out = Path(config.train.output_dir)
     if config.data is None:
+        kind = None if config.vocab else config.tokenizer or presets.FAMILIES[config.family].tokenizer
         manifest = prepare(PrepareConfig(corpus=config.corpus, output=str(out / "data"), vocab=config.vocab,
-                                         vocab_size=config.vocab_size, lowercase=config.lowercase,
+                                         tokenizer=kind, vocab_size=config.vocab_size, lowercase=config.lowercase,
                                          workers=config.workers, text_field=config.text_field,
                                          seed=config.train.seed))
         print(f"prepared {out / 'data'}: {summary(manifest)}")

@@ -114,6 +114,36 @@ def test_finetune_ner_and_squad_tiny_runs(pretrained, tmp_path, capsys):
     assert ast.literal_eval(answer) == context[start:end] != ""
 
 
+
+def test_a_roberta_with_byte_level_bpe_fine_tunes_on_every_task(tmp_path, capsys):
+    """Nothing in fine-tuning assumes WordPiece: a RoBERTa whose tokenizer is byte-level BPE (tokenizer.json, no
+    vocab.txt) fine-tunes on GLUE, NER (words → first pieces through word_ids) and SQuAD (windows from the
+    template), and each result answers its pipeline."""
+    from minibert import AutoTokenizer
+
+    lines = (SST2 / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:300]
+    tokenizer = AutoTokenizer.train(iter(lines), vocab_size=400, model="bpe", lowercase=False)
+    tokenizer.save_pretrained(tmp_path / "roberta")
+    save_reference("RobertaForMaskedLM", "RobertaConfig", tmp_path / "roberta", vocab_size=len(tokenizer),
+                   pad_token_id=tokenizer.pad_token_id, max_position_embeddings=130, type_vocab_size=1, **TINY)
+    assert not (tmp_path / "roberta" / "vocab.txt").exists()
+    common = ("--model", tmp_path / "roberta", "--steps", 2, "--eval-limit", 16)
+    assert run_cli("--task", "glue", "--train", SST2 / "train_full.tsv", "--eval", SST2 / "dev.tsv",
+                   "--train-limit", 32, "--max-length", 32, "--output", tmp_path / "sst2", *common) == 0
+    assert run_cli("--task", "ner", "--train", WNUT / "wnut17train.conll", "--eval", WNUT / "emerging.dev.conll",
+                   "--train-limit", 64, "--max-length", 48, "--output", tmp_path / "ner", *common) == 0
+    assert run_cli("--task", "squad", "--train", SQUAD, "--eval", SQUAD, "--train-limit", 24, "--max-length", 96,
+                   "--doc-stride", 48, "--output", tmp_path / "squad", *common) == 0
+    for task, name in (("sst2", "Sequence"), ("ner", "Token"), ("squad", "QuestionAnswering")):
+        architecture = json.loads((tmp_path / task / "config.json").read_text())["architectures"][0]
+        assert architecture.startswith("RobertaFor") and name in architecture
+    capsys.readouterr()
+    assert main(["text-classification", "--model", str(tmp_path / "sst2"), "a charming journey"]) == 0
+    assert main(["token-classification", "--model", str(tmp_path / "ner"), "Empire State Building"]) == 0
+    assert main(["question-answering", "--model", str(tmp_path / "squad"), "--context", "the cat sat on the mat",
+                 "where did the cat sit"]) == 0
+
+
 WIKI = DATA / "wikitext-2-raw" / "wiki.valid.raw"
 
 

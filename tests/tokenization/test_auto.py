@@ -3,11 +3,13 @@ directories: one transformers 5 saved (tokenizer.json + tokenizer_config.json on
 a bare vocab.txt, RoBERTa's vocab.json + merges.txt; and the errors."""
 
 import json
+import re
 
 import pytest
 
 import minibert
 from minibert.tokenization import AutoTokenizer, Tokenizer, WordPieceTokenizer
+from minibert.tokenization.errors import TokenizerFileError
 from minibert.tokenization.normalize import Lowercase, Sequence, UnicodeNormalizer
 from minibert.tokenization.pretokenize import Whitespace
 from minibert.tokenization.template import TemplateProcessing
@@ -110,6 +112,26 @@ def test_tokenizer_config_roles_and_options(reference_vocab, tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     ours = AutoTokenizer.from_pretrained(tmp_path, model_max_length=64)
     assert ours.mask_token == "[MASK]" and ours.model_max_length == 64
+
+
+@pytest.mark.parametrize("merges, message", [
+    ("#version: 0.2\na b\na b c\n", "line 3: expected 'a b' or [a, b], got 'a b c'"),
+    ("a b\nab\n", "line 2: expected 'a b' or [a, b], got 'ab'"),
+    ("a x\n", "line 1: 'a' 'x': 'x' is not in the vocab"),
+])
+def test_bad_merges_txt(tmp_path, merges, message):
+    (tmp_path / "vocab.json").write_text(json.dumps({"a": 0, "b": 1, "ab": 2}))
+    (tmp_path / "merges.txt").write_text(merges)
+    with pytest.raises(TokenizerFileError, match="^" + re.escape(f"{tmp_path / 'merges.txt'}, "
+                                                                 f"{message}")):
+        AutoTokenizer.from_pretrained(tmp_path)
+
+
+def test_bad_tokenizer_json(tmp_path):
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "WordLevel"}}))
+    with pytest.raises(TokenizerFileError, match="^" + re.escape(
+            f"{tmp_path / 'tokenizer.json'}, model.type: unknown model 'WordLevel'")):
+        AutoTokenizer.from_pretrained(tmp_path)
 
 
 def test_no_tokenizer_files(tmp_path):

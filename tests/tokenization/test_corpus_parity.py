@@ -67,3 +67,31 @@ def test_tokenizers_backend_is_identical(corpora, reference_vocab):
                                       padding=True),
                     rust.encode_batch(texts, texts[::-1], max_length=64, truncation=True,
                                       padding=True), texts)
+
+
+@pytest.mark.slow
+def test_simple_normalizers_on_every_non_ascii_line(corpora, reference_vocab):
+    """NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, Sequence: ids and
+    offsets like `tokenizers` (a WordPiece model, BERT's pre-tokenizer) on every line of the
+    corpora with a non-ASCII character (the others are left alone by all but Lowercase)."""
+    from tokenizers import Tokenizer as Reference, models, pre_tokenizers
+
+    from minibert.tokenization.base import Tokenizer
+    from minibert.tokenization.pretokenize import BertPreTokenizer
+    from minibert.tokenization.tokenizer import read_vocab
+    from minibert.tokenization.wordpiece import WordPiece
+    from tests.tokenization.test_unicode import simple_normalizers
+
+    vocab = read_vocab(reference_vocab[0])
+    texts = [t for lines in corpora.values() for t in lines if not t.isascii()]
+    for name, (normalizer, reference_normalizer) in simple_normalizers().items():
+        ours = Tokenizer(WordPiece(vocab), normalizer=normalizer, pre_tokenizer=BertPreTokenizer())
+        reference = Reference(models.WordPiece(vocab, unk_token="[UNK]"))
+        reference.normalizer = reference_normalizer
+        reference.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        expected = reference.encode_batch(texts)
+        with no_cyclic_gc():
+            bad = [(i, texts[i][:60]) for i, (a, b) in
+                   enumerate(zip(ours.encode_batch(texts, add_special_tokens=False), expected))
+                   if (a.ids, a.offsets) != (b.ids, b.offsets)]
+        assert not bad, f"{name}: {len(bad)} of {len(texts)} lines differ: {bad[:3]}"

@@ -9,6 +9,7 @@ import unicodedata
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from minibert.tokenization.errors import TokenizerFileError
 from minibert.tokenization.metaspace import Metaspace, decode
 from minibert.tokenization.sentencepiece import Precompiled, SentencePieceModel
 from tests.tokenization.conftest import DATA, read_lines
@@ -133,11 +134,32 @@ def test_special_pieces_are_added_tokens(model_file):
 
 @pytest.mark.parametrize("cut", [0.5, 0.9, 0.999])
 def test_truncated_file_names_itself(model_file, tmp_path, cut):
+    """Read directly or found by AutoTokenizer: one TokenizerFileError naming the file."""
+    from minibert.tokenization import AutoTokenizer
+
     data = model_file.read_bytes()
     bad = tmp_path / "spiece.model"
     bad.write_bytes(data[:int(len(data) * cut)])
-    with pytest.raises(ValueError, match=re.escape(str(bad))):
-        SentencePieceModel(bad)
+    for read in (SentencePieceModel, lambda path: AutoTokenizer.from_pretrained(path.parent)):
+        with pytest.raises(TokenizerFileError, match="^" + re.escape(f"{bad}: not a")):
+            read(bad)
+
+
+def test_default_pipeline_through_tokenizer_json(model_file, lines):
+    """from_file (AutoTokenizer's way for a directory with only a .model): the document that
+    encodes like SentencePieceProcessor, run by our stages (Precompiled, the Oniguruma
+    "\\A +| +\\z" rule, Metaspace, Unigram): ids and offsets of `tokenizers` on it."""
+    from tokenizers import Tokenizer
+
+    from minibert.tokenization.sentencepiece import from_file
+
+    ours = from_file(model_file)
+    reference = Tokenizer.from_str(json.dumps(SentencePieceModel(model_file).to_json()))
+    texts = lines[8000:9000] + ["  Hello   world  ", "caf\u00e9 \U0001F600 x", "", " ",
+                                "\tTab\u3000and \ufb01 e\u0301 \u2460\x01", "\u2581x \u2581"]
+    for got, expected in zip(ours.encode_batch(texts, texts[::-1]),
+                             reference.encode_batch(list(zip(texts, texts[::-1])))):
+        assert (got.ids, got.offsets) == (expected.ids, expected.offsets)
 
 
 def test_garbage_and_empty_files(tmp_path):
@@ -164,7 +186,7 @@ def test_bpe_and_bad_scores_are_refused(tmp_path, lines):
     proto.ParseFromString((tmp_path / "uni.model").read_bytes())
     proto.pieces[7].score = float("nan")
     (tmp_path / "nan.model").write_bytes(proto.SerializeToString())
-    with pytest.raises(ValueError, match=r"nan.model: pieces\[7\] .* non-finite score"):
+    with pytest.raises(TokenizerFileError, match=r"nan.model: pieces\[7\] .* non-finite score"):
         SentencePieceModel(tmp_path / "nan.model")
 
 
@@ -236,33 +258,40 @@ def test_from_file_through_the_tokenizer_api(lines, tmp_path):
     reference = Tokenizer.from_str(json.dumps(SentencePieceModel(tmp_path / "spm.model")
                                               .to_json()))
     texts = lines[5000:5500] + ["  caf\u00e9  \U0001F600 [CLS] x", "a [MASK] b", "\u2581x"]
-    for text, pair in zip(texts, texts[1:] + [None]):
-        got = ours(text, pair, return_offsets_mapping=True)
-        expected = reference.encode(text, pair)
-        assert got["input_ids"] == expected.ids, text
-        assert [tuple(o) for o in got["offset_mapping"]] == expected.offsets, text
-        assert got["token_type_ids"] == expected.type_ids, text
+    for text, pair in zip(texts, texts[1:] + [None]):  # (encode: "" is a pair, unlike __call__)
+        got, expected = ours.encode(text, pair), reference.encode(text, pair)
+        assert (got.ids, got.offsets, got.type_ids) == \
+            (expected.ids, expected.offsets, expected.type_ids), text
+
+
+DEBERTA_PIECES = dict(pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
+                      eos_piece="[SEP]", unk_piece="[UNK]")
+ALBERT_PIECES = dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]"])
+MASK_LSTRIP = {"content": "[MASK]", "lstrip": True, "rstrip": False, "normalized": False,
+               "special": True, "single_word": False, "__type": "AddedToken"}
 
 
 @pytest.mark.parametrize("tokenizer_class, config, options", [
-    ("AlbertTokenizer", {}, dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
-                                 control_symbols=["[CLS]", "[SEP]", "[MASK]"])),
+    ("AlbertTokenizer", {}, ALBERT_PIECES | dict(control_symbols=["[CLS]", "[SEP]", "[MASK]"])),
     ("AlbertTokenizer", {"do_lower_case": False, "keep_accents": True},
-     dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, control_symbols=["[CLS]", "[SEP]", "[MASK]"],
-          byte_fallback=True)),
-    ("DebertaV2Tokenizer", {}, dict(pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]",
-                                    bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]",
-                                    control_symbols=["[MASK]"], byte_fallback=True)),
+     ALBERT_PIECES | dict(control_symbols=["[CLS]", "[SEP]", "[MASK]"], byte_fallback=True)),
+    ("AlbertTokenizer", {"mask_token": MASK_LSTRIP}, ALBERT_PIECES),  # [MASK] appended
+    ("DebertaV2Tokenizer", {}, DEBERTA_PIECES | dict(control_symbols=["[MASK]"],
+                                                     byte_fallback=True)),
     ("DebertaV2Tokenizer", {"do_lower_case": True, "add_prefix_space": False},
-     dict(pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
-          eos_piece="[SEP]", unk_piece="[UNK]", control_symbols=["[MASK]"])),
+     DEBERTA_PIECES | dict(control_symbols=["[MASK]"])),
+    ("DebertaV2Tokenizer", {}, DEBERTA_PIECES),  # DeBERTa-v3's spm.model: [MASK] appended
+    ("DebertaV2Tokenizer", {"mask_token": "<mask>", "pad_token": "<pad>"}, DEBERTA_PIECES),
+    ("DebertaV2Tokenizer", {}, {}),  # <unk> <s> </s>: all five of the class's tokens appended
 ])
 def test_transformers_class_pipelines(lines, tmp_path, tokenizer_class, config, options):
     """A directory with only the .model and tokenizer_config.json (DeBERTa-v3's layout):
-    transformers' AutoTokenizer builds, for the class, exactly our document. (It would add a
-    class default special token missing from the file, such as [MASK], after the vocabulary:
-    that is the tokenizer API's business, not the file's.)"""
-    from transformers import AutoTokenizer
+    transformers' AutoTokenizer builds, for the class, exactly our document, the special
+    tokens it appends after the vocabulary included; and AutoTokenizer gives its ids, type ids,
+    offsets and roles."""
+    from transformers import AutoTokenizer as HfAutoTokenizer
+
+    from minibert.tokenization import AutoTokenizer
 
     name = "spiece" if tokenizer_class == "AlbertTokenizer" else "spm"
     corpus = tmp_path / "corpus.txt"
@@ -272,6 +301,15 @@ def test_transformers_class_pipelines(lines, tmp_path, tokenizer_class, config, 
                                    **options)
     (tmp_path / "tokenizer_config.json").write_text(
         json.dumps({"tokenizer_class": tokenizer_class} | config), encoding="utf-8")
-    theirs = json.loads(AutoTokenizer.from_pretrained(str(tmp_path)).backend_tokenizer.to_str())
+    hf = HfAutoTokenizer.from_pretrained(str(tmp_path))
+    theirs = json.loads(hf.backend_tokenizer.to_str())
     ours = SentencePieceModel(tmp_path / f"{name}.model").to_json(tokenizer_class, **config)
     assert ours == theirs
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    assert tokenizer.special_tokens_map == hf.special_tokens_map
+    assert len(tokenizer) == len(hf) and tokenizer.vocab_size == hf.vocab_size
+    texts = lines[3000:3050] + ["Hello [MASK] world [MASK]x <unk> [UNK] <mask> [CLS]",
+                                "  two  spaces\tand \u00e9 caf\u00e9 \U0001F600 "]
+    for pair in (None, texts[::-1]):
+        assert tokenizer(texts, pair, return_offsets_mapping=True) == \
+            dict(hf(texts, pair, return_offsets_mapping=True))

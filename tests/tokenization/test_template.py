@@ -8,6 +8,7 @@ import pytest
 
 from minibert.tokenization import template
 from minibert.tokenization.base import Tokenizer
+from minibert.tokenization.encoding import Encoding
 from minibert.tokenization.pretokenize import WhitespaceSplit
 from minibert.tokenization.wordpiece import WordPiece
 
@@ -91,25 +92,38 @@ def test_overflowing_windows_like_tokenizers(name):
                     (strategy, max_length, stride, a, b)
 
 
-def test_trim_offsets_like_byte_level():
+def test_trim_offsets_like_byte_level_and_roberta():
+    """One trimming rule (byte_level.process_offsets) for both processors that trim, against
+    both of tokenizers', on tokens that carry spaces of every kind."""
     from tokenizers import Tokenizer as RustTokenizer, models, pre_tokenizers, processors, trainers
 
+    from minibert.tokenization.byte_level import process_offsets
+
     lines = ["Hello   world,  how are you?", " leading and trailing  ", "tabs\tand\nnewlines here",
-             "plain"] * 20
+             "plain", "no\u3000break\u00a0spaces\u2009 \u2029x"] * 20
     rust = RustTokenizer(models.BPE())
     rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False)
     rust.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=300, show_progress=False))
+    rust.add_special_tokens(["<s>", "</s>"])
+    sep, cls = ("</s>", rust.token_to_id("</s>")), ("<s>", rust.token_to_id("<s>"))
     for add_prefix_space in (True, False):
         rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space,
                                                       use_regex=False)
-        for text in lines[:4]:
+        trimming = [processors.ByteLevel(trim_offsets=True, add_prefix_space=add_prefix_space),
+                    processors.RobertaProcessing(sep, cls, trim_offsets=True,
+                                                 add_prefix_space=add_prefix_space)]
+        for text in lines[:5]:
             rust.post_processor = processors.ByteLevel(trim_offsets=False)
             untrimmed = rust.encode(text)
-            rust.post_processor = processors.ByteLevel(trim_offsets=True,
-                                                       add_prefix_space=add_prefix_space)
-            trimmed = rust.encode(text)
-            assert template.trim_offsets(untrimmed.tokens, untrimmed.offsets,
-                                         add_prefix_space) == trimmed.offsets, text
+            expected = process_offsets(untrimmed.tokens, untrimmed.offsets, add_prefix_space)
+            for processor in trimming:
+                rust.post_processor = processor
+                trimmed = rust.encode(text, add_special_tokens=False)
+                assert expected == trimmed.offsets, (text, processor)
+                ours = template.from_json(json.loads(processor.__getstate__()))
+                sequence = Encoding.of_sequence(untrimmed.ids, untrimmed.tokens,
+                                                untrimmed.offsets, untrimmed.word_ids)
+                assert ours.process([sequence], add_special_tokens=False)[0].offsets == expected
 
 
 def test_json_sections_both_ways():

@@ -49,6 +49,30 @@ def test_special_tokens_and_type_ids(pair):
     assert e.type_ids == [0, 0, 0, 1, 1] and e.attention_mask == [1] * 5
 
 
+def test_encoding_offsets_kept_flat(pair):
+    """Encoding keeps its offsets flat and makes the tuples when read: padding, windows,
+    assignment and dataclasses.replace see the same offsets as the reference's."""
+    import dataclasses
+
+    ours, reference = pair
+    text = "Hello, world! The quick brown fox."
+    e, expected = ours.encode(text), reference.encode(text)
+    assert e.offsets == expected.offsets and e.offsets is e.offsets  # (made once)
+    reference.enable_truncation(6, stride=2)
+    reference.enable_padding(length=8)
+    e = ours.encode(text, truncation=True, max_length=6, stride=2)
+    ours.pad_encodings([e], "max_length", 8)  # (and its overflowing windows)
+    expected = reference.encode(text)
+    reference.no_truncation()
+    reference.no_padding()
+    assert [x.offsets for x in [e, *e.overflowing]] == \
+        [x.offsets for x in [expected, *expected.overflowing]]
+    moved = dataclasses.replace(e, offsets=[(s + 1, t + 1) for s, t in e.offsets])
+    assert moved.offsets == [(s + 1, t + 1) for s, t in expected.offsets] and moved != e
+    e.offsets = moved.offsets
+    assert e == moved
+
+
 def test_truncation_strategies(pair):
     ours, reference = pair
     words = "the cat sat on a mat and it was very happy today indeed".split()

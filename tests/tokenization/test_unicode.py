@@ -136,3 +136,88 @@ def test_canonical_reordering_of_every_combining_mark():
         for text in ("a" + mark + "\u0334", "a\u0301" + mark, "a\u0334" + mark + "\u0301"):
             ours = "".join(_nfd(list(text), list(range(len(text))))[0])
             assert ours == reference.normalize_str(text), ascii(text)
+
+
+# ---- the simple normalizers: offsets where characters compose, expand, vanish or are inserted --
+
+COMPOSING = ("e\u0301\u0323\u0302\u0307\u0331\u0344\u0f73\u0958\u212b\u1e0b\u1ec7\u00e9 "
+             "\ufb01\u00b2\uff76\u3300\u2126\u1100\u1161\u11a8\uac00\u0130\u03a3\u1e9e\u0903"
+             "\u20dd\u4e00abc\u3000\x1c\t")
+
+
+def simple_normalizers():
+    """name -> (ours, reference) for each normalizer of tokenizers' `normalizers` module that
+    tokenizer.json files name, and a SentencePiece-like Sequence of them."""
+    from tokenizers import Regex, normalizers as hf
+
+    from minibert.tokenization import normalize as ours
+
+    return {
+        **{form: (ours.UnicodeNormalizer(form), getattr(hf, form)())
+           for form in ("NFC", "NFD", "NFKC", "NFKD")},
+        "Lowercase": (ours.Lowercase(), hf.Lowercase()),
+        "StripAccents": (ours.StripAccents(), hf.StripAccents()),
+        "Replace": (ours.Replace("ab", "xyz"), hf.Replace("ab", "xyz")),
+        "Replace removing": (ours.Replace("bc", ""), hf.Replace("bc", "")),
+        "Replace regex": (ours.Replace({"Regex": " +"}, "\u2581"),
+                          hf.Replace(Regex(" +"), "\u2581")),
+        "Prepend": (ours.Prepend("\u2581"), hf.Prepend("\u2581")),
+        "Strip": (ours.Strip(), hf.Strip()),
+        "Sequence": (ours.Sequence([ours.UnicodeNormalizer("NFKD"), ours.StripAccents(),
+                                    ours.Lowercase(), ours.Replace(" ", "\u2581"),
+                                    ours.Prepend("\u2581"), ours.UnicodeNormalizer("NFC")]),
+                     hf.Sequence([hf.NFKD(), hf.StripAccents(), hf.Lowercase(),
+                                  hf.Replace(" ", "\u2581"), hf.Prepend("\u2581"), hf.NFC()])),
+        "BertNormalizer": (BertNormalizer(), hf.BertNormalizer()),
+    }
+
+
+def one_piece_per_character(ours_normalizer, reference_normalizer, text):
+    """Both tokenizers with a WordPiece model whose vocabulary holds every character of the
+    normalized text (and "##" + it), no pre-tokenizer: one piece per normalized character, so
+    that the offsets show the alignment of each; and "ab" / "##fi" for pieces of two."""
+    from tokenizers import Tokenizer as Reference, models
+
+    from minibert.tokenization.base import Tokenizer
+    from minibert.tokenization.wordpiece import WordPiece
+
+    normalized = ours_normalizer(text)[0]
+    tokens = ["[UNK]", "ab", "##fi"] + sorted({t for c in normalized for t in (c, "##" + c)})
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    reference = Reference(models.WordPiece(vocab, unk_token="[UNK]",
+                                           max_input_chars_per_word=1000))
+    reference.normalizer = reference_normalizer
+    ours = Tokenizer(WordPiece(vocab, max_input_chars_per_word=1000), normalizer=ours_normalizer)
+    return ours, reference
+
+
+@pytest.mark.parametrize("name", ["NFC", "NFD", "NFKC", "NFKD", "StripAccents"])
+def test_simple_normalizer_on_every_code_point(name):
+    """The reference's Unicode tables, older than Python's, where they differ."""
+    ours, reference = simple_normalizers()[name]
+    for i in range(0, len(ALL_CHARS), 1 << 14):
+        text = "x".join(ALL_CHARS[i:i + (1 << 14)])
+        assert ours(text)[0] == reference.normalize_str(text), f"block from U+{i:04X}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(st.sampled_from(COMPOSING) | st.sampled_from(TRICKY_CHARS) | any_char,
+                    max_size=25))
+def test_simple_normalizer_offsets(text):
+    for name, (ours_normalizer, reference_normalizer) in simple_normalizers().items():
+        assert ours_normalizer(text)[0] == reference_normalizer.normalize_str(text), name
+        ours, reference = one_piece_per_character(ours_normalizer, reference_normalizer, text)
+        a, b = ours.encode(text, add_special_tokens=False), reference.encode(text)
+        assert (a.ids, a.offsets) == (b.ids, b.offsets), (name, ascii(text), a.tokens)
+
+
+@pytest.mark.parametrize("text", ["xe\u0301y", "e\u0301\u0301", "a\u0331\u0301", "\u1e0b\u0323",
+                                  "a\ufb01b", "\ufb01\u0301", "x\u3300", "a\u0130b", "cabd",
+                                  "\u00b2\uff76", "\u212b\u0301", "\u0f73"])
+def test_simple_normalizer_offsets_examples(text):
+    """NFC's é from e + U+0301 has the offsets of the e alone, as in tokenizers (whose
+    alignment copies one character's range, never joins two); ﬁ's f and i each have ﬁ's."""
+    for name, (ours_normalizer, reference_normalizer) in simple_normalizers().items():
+        ours, reference = one_piece_per_character(ours_normalizer, reference_normalizer, text)
+        a, b = ours.encode(text, add_special_tokens=False), reference.encode(text)
+        assert (a.ids, a.offsets) == (b.ids, b.offsets), (name, ascii(text), a.tokens)

@@ -17,6 +17,18 @@ def corpus_and_vocab(tmp_path_factory):
     return folder / "wiki.txt", folder / "tokenizer"
 
 
+@pytest.fixture(scope="session")
+def bpe_prepared(corpus_and_vocab, tmp_path_factory):
+    """The corpus of `corpus_and_vocab` prepared with a 500-entry byte-level BPE vocabulary trained on it (RoBERTa's
+    layout, `minibert prepare --tokenizer bpe`)."""
+    from minibert.training.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("bpe-prepared")
+    prepare(PrepareConfig(corpus=[str(corpus_and_vocab[0])], output=str(out), tokenizer="bpe", vocab_size=500,
+                          workers=1, progress=False))
+    return out
+
+
 def write_prepared(directory, documents, vocab_size=600):
     """A prepared corpus (the shard format of training/prepare.py) holding `documents`, each a list of sentences of
     token ids, split into two shards and an empty one between them (a unit can hold no document); no tokenizer (the

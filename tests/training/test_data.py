@@ -122,3 +122,44 @@ def test_plot_metrics(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 10, "loss": 5.0}\n{"step": 20, "loss": 4.0, "eval_accuracy": 0.1}\n')
     ax = plot_metrics(tmp_path)
     assert ax.get_lines()[0].get_ydata().tolist() == [5.0, 4.0]
+
+
+@pytest.mark.parametrize("max_predictions", [None, 16])
+def test_whole_word_masking_takes_every_piece_of_a_byte_level_bpe_word(bpe_prepared, max_predictions):
+    """Word boundaries come from the tokenizer (`word_starts`: a byte-level BPE word starts at a "Ġ" piece), not from
+    WordPiece's "##": every masked word is masked whole, and some words of several pieces are."""
+    from minibert.tokenization import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(bpe_prepared / "tokenizer")
+    corpus = PreparedCorpus(bpe_prepared)
+    rows = PackedRows(corpus, range(corpus.documents), 64, tokenizer)
+    batch = Batches(rows, 16, tokenizer, seed=0, mask_rate=0.15, whole_word=True, max_predictions=max_predictions)(0)
+    original = np.stack([rows(int(i), None)["input_ids"] for i in batch_indices(rows, 16, seed=0)])
+    labels = batch["labels"]
+    if max_predictions is not None:                          # the sparse head's slots, back to positions
+        dense = np.full(original.shape, -100)
+        np.put_along_axis(dense, batch["masked_positions"], labels, axis=1)
+        dense[:, 0] = -100                                   # (empty slots point at position 0, never masked)
+        labels = dense
+    masked = labels != -100
+    starts = tokenizer.word_starts(original)
+    word = np.cumsum(starts, axis=1)
+    several = 0
+    for r in range(len(original)):
+        for w in np.unique(word[r][masked[r]]):
+            pieces = word[r] == w
+            assert masked[r][pieces].all(), tokenizer.convert_ids_to_tokens(original[r][pieces].tolist())
+            several += pieces.sum() > 1
+    assert several > 0
+    assert (labels[masked] == original[masked]).all()
+    tokens = tokenizer.convert_ids_to_tokens(original[0].tolist())
+    special = ("<s>", "</s>", "<pad>")
+    assert all(s == (t.startswith("Ġ") or t in special or i == 0 or tokens[i - 1] in special)
+               for i, (t, s) in enumerate(zip(tokens, starts[0])))
+
+
+def batch_indices(rows, batch_size, seed):
+    """The example indices of step 0's batch (the first of the seeded permutation), as `Batches` draws them."""
+    import grain
+
+    return [grain.MapDataset.range(len(rows)).shuffle(seed=seed)[i] for i in range(batch_size)]

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minibert.cli import run
+from minibert.tokenization import AutoTokenizer
 from minibert.tokenization.tokenizer import WordPieceTokenizer
 from minibert.training import corpus as corpora
+from minibert.tokenization.recipes import TOKENIZERS
 from minibert.training.prepare import PrepareConfig, PrepareError, id_dtype, prepare, tokenizer_hash
 from minibert.training.shards import PreparedCorpus
 
@@ -148,6 +149,60 @@ def test_another_tokenizer_or_corpus_in_the_output_is_refused(files, corpus_and_
         PreparedCorpus(out).check_tokenizer(other)
 
 
+@pytest.mark.parametrize("kind", TOKENIZERS)
+def test_every_tokenizer_kind_prepares_the_ids_of_its_saved_tokenizer_and_continues_after_a_kill(
+        kind, files, tmp_path, monkeypatch):
+    """A vocabulary trained with each algorithm: the shards hold what the saved tokenizer (which transformers'
+    AutoTokenizer loads, with the same ids) gives; a killed run continues with it."""
+    from minibert.training import prepare as module
+
+    transformers = pytest.importorskip("transformers")
+    config = PrepareConfig(corpus=[str(f) for f in files], output=str(tmp_path / "out"), tokenizer=kind,
+                           vocab_size=400, workers=1, progress=False)
+    real, written = module.tokenize_unit, []
+
+    def dies_at_the_second_unit(job):
+        if len(written) == 1:
+            raise KeyboardInterrupt
+        written.append(job[1])
+        return real(job)
+
+    monkeypatch.setattr(module, "tokenize_unit", dies_at_the_second_unit)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config)
+    monkeypatch.setattr(module, "tokenize_unit", lambda job: written.append(job[1]) or real(job))
+    manifest = prepare(config)
+    assert written == ["shard-00000", "shard-00001", "shard-00002"]
+    saved = tmp_path / "out" / "tokenizer"
+    tokenizer = AutoTokenizer.from_pretrained(saved)
+    assert (saved / "tokenizer.json").is_file() and len(tokenizer) <= 400
+    assert read_back(tmp_path / "out") == expected_documents(files, tokenizer)
+    assert manifest["tokenizer_sha256"] == tokenizer_hash(tokenizer)
+    reference = transformers.AutoTokenizer.from_pretrained(saved)
+    lines = [line for line in files[0].read_text().splitlines() if line.strip()][:50] + ["Café, naïve 日本 ½!"]
+    assert [reference(line)["input_ids"] for line in lines] == [tokenizer(line)["input_ids"] for line in lines]
+    first = {"wordpiece": "[CLS]", "bpe": "<s>", "unigram": "[CLS]"}[kind]
+    assert tokenizer.convert_ids_to_tokens(tokenizer("a b")["input_ids"])[0] == first
+    with pytest.raises(PrepareError, match="another vocabulary training options"):
+        prepare(PrepareConfig(**{**config.__dict__, "tokenizer": "unigram" if kind == "bpe" else "bpe"}))
+
+
+def test_the_tokenizer_hash_is_the_old_one_for_wordpiece_and_covers_bpe_merges(corpus_and_vocab):
+    import hashlib
+
+    from minibert.tokenization import files
+
+    wordpiece = WordPieceTokenizer.from_pretrained(corpus_and_vocab[1])       # the hash shards were prepared with
+    n = wordpiece.normalizer
+    old = json.dumps([[n.clean_text, n.handle_chinese_chars, n.strip_accents, n.lowercase],
+                      [wordpiece.id_to_token[i] for i in range(len(wordpiece))]], ensure_ascii=False)
+    assert tokenizer_hash(wordpiece) == hashlib.sha256(old.encode("utf-8")).hexdigest()
+    bpe = AutoTokenizer.train(iter(["the cat sat on the mat", "the dog sat on the log"] * 5), 300, model="bpe")
+    data = bpe.to_json()
+    data["model"]["merges"] = data["model"]["merges"][:-1]      # the same vocabulary, other ids
+    assert tokenizer_hash(files.from_dict(data)) != tokenizer_hash(bpe)
+
+
 def test_the_id_dtype_follows_the_vocabulary(tmp_path):
     assert id_dtype(30522) == np.uint16 and id_dtype(65536) == np.uint16 and id_dtype(65537) == np.uint32
     with pytest.raises(ValueError, match="does not fit the largest id dtype"):
@@ -198,6 +253,12 @@ def test_bad_input_gets_one_line_naming_it(tmp_path, corpus_and_vocab):
         assert code == (2 if parse_time else 1) and "Traceback" not in stderr, stderr
         last = stderr.strip().splitlines()[-1]                    # (after any progress bar)
         assert last.startswith("minibert prepare: error:" if parse_time else "minibert: error:") and named in last, stderr
+    code, stderr = cli("prepare", "--corpus", tmp_path / "nulls.jsonl", "--vocab", vocab, "--tokenizer", "bpe",
+                       "--output", tmp_path / "both")
+    assert code == 1 and stderr.strip().splitlines()[-1] == ("minibert: error: --tokenizer chooses how a new vocabulary "
+                                                             "is trained: give it or --vocab, not both")
+    with pytest.raises(ValueError, match="--tokenizer must be one of wordpiece, bpe, unigram, not 'spm'"):
+        prepare(PrepareConfig(corpus=[str(tmp_path / "nulls.jsonl")], output=str(tmp_path / "x"), tokenizer="spm"))
     manifest = prepare(PrepareConfig(corpus=[str(tmp_path / "nulls.jsonl")], output=str(tmp_path / "ok"),
                                      vocab=str(vocab), workers=1, progress=False))
     assert manifest["skipped"]["records"] == 2 and manifest["documents"] == 1

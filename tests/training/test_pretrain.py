@@ -14,6 +14,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from minibert.cli import main
+from tests.training.conftest import WIKI as WIKI_TEXT
 
 ARGS = ["--seq-len", "32", "--batch-size", "8", "--log-every", "1", "--eval-every", "1000", "--warmup", "2"]
 
@@ -125,6 +126,10 @@ def test_two_processes_give_the_same_losses_as_one(prepared, tmp_path):
     (["--size", "huge"], ValueError, "unknown size 'huge'"),
     (["--objective", "rtd"], ValueError, "does not train with objective 'rtd'"),
     (["--seq-len", "600"], ValueError, "--seq-len 600 exceeds the model's max_position_embeddings 512"),
+    (["--family", "roberta", "--seq-len", "513"], ValueError,
+     r"--seq-len 513 exceeds the model's longest input, 512 tokens: its positions start at pad_token_id \+ 1 = 2 "
+     "of max_position_embeddings 514"),
+    (["--tokenizer", "bpe"], ValueError, "--tokenizer chooses how a new vocabulary is trained: not with --vocab"),
     (["--steps", "0"], ValueError, "pretraining needs steps ≥ 1, got 0"),
 ])   # (options out of range fail earlier, at parse time: tests/test_cli.py)
 def test_bad_arguments_fail_before_training(corpus_and_vocab, tmp_path, change, error, message):
@@ -168,3 +173,60 @@ def test_resuming_a_finished_run_or_another_model_says_so(prepared, tmp_path, ca
     assert "already trained for 2 steps: nothing to do" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"checkpoint of step 2 .* does not fit this model .*--size"):
         main(args + ["--resume", "--size", "mini", "--steps", "4"])
+
+
+def test_the_model_config_takes_the_tokenizers_special_token_ids(corpus_and_vocab):
+    """pad, and bos/eos where the config has them (<s>/</s>, or BERT's [CLS]/[SEP] in their place); ModernBERT's
+    four ids, which minibert's config does not declare, go to config.json through `extra`."""
+    from minibert.models.modernbert import ModernBertConfig
+    from minibert.models.roberta import RobertaConfig
+    from minibert.tokenization import AutoTokenizer
+    from minibert.training.pretrain import set_special_token_ids
+
+    bpe = AutoTokenizer.train(iter(["the cat sat on the mat"] * 3), 300, model="bpe")
+    wordpiece = AutoTokenizer.from_pretrained(corpus_and_vocab[1])
+    config = RobertaConfig(pad_token_id=7, bos_token_id=7, eos_token_id=7)
+    set_special_token_ids(config, bpe)
+    assert (config.pad_token_id, config.bos_token_id, config.eos_token_id) == (1, 0, 2) and not config.extra
+    set_special_token_ids(config, wordpiece)
+    assert (config.pad_token_id, config.bos_token_id, config.eos_token_id) == (0, 2, 3)
+    config = ModernBertConfig()
+    set_special_token_ids(config, bpe)
+    assert config.pad_token_id == 1 and config.to_dict() | {"bos_token_id": 0, "eos_token_id": 2, "cls_token_id": 0,
+                                                            "sep_token_id": 2} == config.to_dict()
+
+
+@pytest.mark.slow
+def test_a_roberta_trains_with_its_byte_level_bpe_and_transformers_reads_the_same_model(tmp_path, capsys):
+    """`minibert pretrain --family roberta --corpus FILE` trains RoBERTa's byte-level BPE (<s> <pad> </s> <unk>
+    <mask>) on the file; `minibert fill-mask` fills its <mask>; transformers loads the directory, model and
+    AutoTokenizer, and gives the same ids and logits."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import minibert
+    from minibert.tokenization import AutoTokenizer
+
+    text = WIKI_TEXT.read_text(encoding="utf-8")[:100_000]
+    (tmp_path / "small.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["pretrain", "--family", "roberta", "--size", "tiny", "--steps", "20", "--corpus",
+                 str(tmp_path / "small.txt"), "--output", str(out), *ARGS]) == 0
+    assert main(["fill-mask", "--model", str(out), "The <mask> sat."]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2] == "The <mask> sat." and len(lines[-1].split()) == 10      # 5 tokens with their scores
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.convert_ids_to_tokens(range(5)) == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    config = json.loads((out / "config.json").read_text())
+    assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"]) == (1, 0, 2)
+
+    texts = ["The <mask> sat.", "A longer sentence, with <mask> and café naïve."]
+    reference_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    reference = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
+    batch = tokenizer(texts, padding=True, return_tensors="np")
+    expected = reference_tokenizer(texts, padding=True, return_tensors="pt")
+    np.testing.assert_array_equal(batch["input_ids"], expected["input_ids"].numpy())
+    logits = np.asarray(minibert.from_pretrained(out)(batch["input_ids"], attention_mask=batch["attention_mask"]).logits)
+    with torch.no_grad():
+        expected_logits = reference(**expected).logits.numpy()
+    real = batch["attention_mask"].astype(bool)
+    np.testing.assert_allclose(logits[real], expected_logits[real], atol=1e-5)
