@@ -202,7 +202,7 @@ def examples(bench: Bench, lengths_pool: np.ndarray | None, seed: int = 0) -> di
 class _Specials:
     """What `Batches` reads of a tokenizer."""
 
-    pad_id, cls_id, sep_id, mask_id = PAD, CLS, SEP, MASK
+    mask_token_id, all_special_ids = MASK, (PAD, CLS, SEP, MASK)
 
     def __init__(self, size: int):
         self.size = size

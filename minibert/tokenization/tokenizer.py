@@ -102,13 +102,6 @@ class WordPieceTokenizer(Tokenizer):
                              "vocabulary lacks (pass add_special_tokens=False)")
         return super()._process(parts, add_special_tokens)
 
-    # The short names minibert used before the Hugging Face ones.
-    pad_id = property(lambda self: self._special_id("pad_token", "padding"))
-    unk_id = property(lambda self: self.unk_token_id)
-    cls_id = property(lambda self: self._special_id("cls_token", "[CLS] A [SEP]"))
-    sep_id = property(lambda self: self._special_id("sep_token", "[CLS] A [SEP]"))
-    mask_id = property(lambda self: self._special_id("mask_token", "masking"))
-
     # ---- construction, files -------------------------------------------------------------
 
     @classmethod

@@ -95,10 +95,10 @@ def test_truncation_strategies(pair):
 
 def test_padding_like_tokenizers(pair):
     ours, reference = pair
-    reference.enable_padding(pad_id=ours.pad_id, pad_token="[PAD]")
+    reference.enable_padding(pad_id=ours.pad_token_id, pad_token="[PAD]")
     expected = [fields(e) for e in reference.encode_batch(TEXTS)]
     assert [fields(e) for e in ours.encode_batch(TEXTS, padding=True)] == expected
-    reference.enable_padding(pad_id=ours.pad_id, pad_token="[PAD]", length=40)
+    reference.enable_padding(pad_id=ours.pad_token_id, pad_token="[PAD]", length=40)
     reference.enable_truncation(40)
     expected = [fields(e) for e in reference.encode_batch(list(zip(TEXTS, TEXTS[::-1])))]
     got = ours.encode_batch(TEXTS, TEXTS[::-1], max_length=40, truncation=True,
