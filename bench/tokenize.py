@@ -102,6 +102,36 @@ def full_tokenizer_row(saved, reference, lines, megabytes, repeat):
           f"tokenizers (reference) {megabytes / t_ref:6.2f} MB/s, ratio {t_ref / t_ours:.2f}x")
 
 
+def model_loop_rows(build, reference, lines, megabytes, repeat):
+    """The from-scratch pre-tokenizer + model loop (ids and offsets, no special tokens; `build()` gives a fresh
+    pair, empty word cache) against the reference's encode_batch: warm, and once from an empty cache."""
+    def ours():
+        pre, model = build()
+
+        def encode_batch(texts):
+            out = []
+            for text in texts:
+                ids, offsets = [], []
+                for word, start, end in pre(text):
+                    for i, a, b in model(word):
+                        ids.append(i)
+                        offsets.append(pre.piece_offsets(word, start, end, a, b))
+                out.append((ids, offsets))
+            return out
+        return encode_batch
+
+    start = time.process_time()
+    ours()(lines)
+    t_cold = time.process_time() - start
+    t_ours = best_time(ours(), lines, repeat)
+    t_ref = best_time(lambda ls: reference.encode_batch(ls, add_special_tokens=False), lines, repeat)
+    print(f"{'encode_batch':>16}: minibert (from scratch) {megabytes / t_ours:6.2f} MB/s, "
+          f"tokenizers (reference) {megabytes / t_ref:6.2f} MB/s, "
+          f"ratio {t_ref / t_ours:.2f}x (target >= 0.3x)")
+    print(f"encode_batch from an empty word cache: minibert {megabytes / t_cold:6.2f} MB/s, "
+          f"ratio {t_ref / t_cold:.2f}x")
+
+
 def bench_bpe(args, files, lines, megabytes):
     """Byte-level BPE (RoBERTa/ModernBERT style, no prefix space): the from-scratch
     pre-tokenizer + model (ids and offsets, no special tokens) vs `tokenizers` encode_batch."""
@@ -120,35 +150,10 @@ def bench_bpe(args, files, lines, megabytes):
         show_progress=False))
     saved = json.loads(reference.to_str())
 
-    def ours():
-        pre, model = ByteLevel.from_json(saved["pre_tokenizer"]), BPE.from_json(saved["model"])
-
-        def encode_batch(texts):
-            out = []
-            for text in texts:
-                ids, offsets = [], []
-                for word, start, end in pre(text):
-                    for i, a, b in model(word):
-                        ids.append(i)
-                        offsets.append(pre.piece_offsets(word, start, end, a, b))
-                out.append((ids, offsets))
-            return out
-        return encode_batch
-
     print(f"byte-level BPE, vocab {reference.get_vocab_size()}, no prefix space, "
           f"ids + offsets, no special tokens")
-    fresh = ours()
-    start = time.process_time()
-    fresh(lines)
-    t_cold = time.process_time() - start
-    t_ours = best_time(ours(), lines, args.repeat)
-    t_ref = best_time(lambda ls: reference.encode_batch(ls, add_special_tokens=False), lines,
-                      args.repeat)
-    print(f"{'encode_batch':>16}: minibert (from scratch) {megabytes / t_ours:6.2f} MB/s, "
-          f"tokenizers (reference) {megabytes / t_ref:6.2f} MB/s, "
-          f"ratio {t_ref / t_ours:.2f}x (target >= 0.3x)")
-    print(f"encode_batch from an empty word cache: minibert {megabytes / t_cold:6.2f} MB/s, "
-          f"ratio {t_ref / t_cold:.2f}x")
+    model_loop_rows(lambda: (ByteLevel.from_json(saved["pre_tokenizer"]), BPE.from_json(saved["model"])),
+                    reference, lines, megabytes, args.repeat)
     full_tokenizer_row(saved, reference, lines, megabytes, args.repeat)
 
 
@@ -170,35 +175,10 @@ def bench_unigram(args, files, lines, megabytes):
     reference = Tokenizer.from_str(reference.to_str())  # the scores as saved
     saved = json.loads(reference.to_str())
 
-    def ours():
-        pre = Metaspace.from_json(saved["pre_tokenizer"])
-        model = Unigram.from_json(saved["model"])
-
-        def encode_batch(texts):
-            out = []
-            for text in texts:
-                ids, offsets = [], []
-                for word, start, end in pre(text):
-                    for i, a, b in model(word):
-                        ids.append(i)
-                        offsets.append(pre.piece_offsets(word, start, end, a, b))
-                out.append((ids, offsets))
-            return out
-        return encode_batch
-
     print(f"Unigram + Metaspace, vocab {reference.get_vocab_size()}, ids + offsets, "
           "no special tokens")
-    start = time.process_time()
-    ours()(lines)
-    t_cold = time.process_time() - start
-    t_ours = best_time(ours(), lines, args.repeat)
-    t_ref = best_time(lambda ls: reference.encode_batch(ls, add_special_tokens=False), lines,
-                      args.repeat)
-    print(f"{'encode_batch':>16}: minibert (from scratch) {megabytes / t_ours:6.2f} MB/s, "
-          f"tokenizers (reference) {megabytes / t_ref:6.2f} MB/s, "
-          f"ratio {t_ref / t_ours:.2f}x (target >= 0.3x)")
-    print(f"encode_batch from an empty word cache: minibert {megabytes / t_cold:6.2f} MB/s, "
-          f"ratio {t_ref / t_cold:.2f}x")
+    model_loop_rows(lambda: (Metaspace.from_json(saved["pre_tokenizer"]), Unigram.from_json(saved["model"])),
+                    reference, lines, megabytes, args.repeat)
     full_tokenizer_row(saved, reference, lines, megabytes, args.repeat)
 
 
