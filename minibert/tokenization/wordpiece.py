@@ -14,6 +14,7 @@ part), and so does any word longer than `max_input_chars_per_word` characters.
 separated by a space, and the spaces before . ? ! , are removed.
 """
 
+from minibert.tokenization.base import clean_up_tokenization
 from minibert.tokenization.errors import TokenizerFileError
 
 UNK = "[UNK]"
@@ -83,11 +84,6 @@ class WordPiece:
                    section.get("max_input_chars_per_word", 100))
 
 
-# Detokenization clean-up of the reference decoder, applied to each piece with its space.
-_CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-            (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
-
-
 class WordPieceDecoder:
     """tokenizer.json's WordPiece decoder: `decoder(tokens) -> str`."""
 
@@ -107,8 +103,7 @@ def decode(tokens: list[str], prefix=PREFIX, cleanup=True) -> str:
     for i, token in enumerate(tokens):
         if i > 0:
             token = token[len(prefix):] if token.startswith(prefix) else " " + token
-        if cleanup:
-            for dirty, clean in _CLEANUP:
-                token = token.replace(dirty, clean)
+        if cleanup:  # the reference decoder's clean-up, per piece with its space: transformers' plus "do not"
+            token = clean_up_tokenization(token).replace(" do not", " don't")
         out.append(token)
     return "".join(out)
