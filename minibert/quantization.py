@@ -113,8 +113,6 @@ class QuantizationReport:
 
 def quantize_pretrained(model_dir: str | Path, out_dir: str | Path) -> QuantizationReport:
     """Write the int8 version of the Hugging Face directory `model_dir` to `out_dir` (format: module docstring)."""
-    from safetensors.numpy import save_file
-
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir} does not exist or is not a directory")
@@ -146,8 +144,7 @@ def quantize_pretrained(model_dir: str | Path, out_dir: str | Path) -> Quantizat
                                     float(np.max(np.abs(weight - dequantize(q, scale)))), float(np.max(scale) / 2)))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in stored.items()}, str(out_dir / WEIGHTS_NAME),
-              metadata={"format": "pt"})
+    files.save_safetensors({k: np.ascontiguousarray(v) for k, v in stored.items()}, out_dir / WEIGHTS_NAME)
     (out_dir / CONFIG_NAME).write_text(json.dumps(values | {"quantization_config": QUANTIZATION_CONFIG}, indent=2,
                                                   sort_keys=True) + "\n", encoding="utf-8")
     for name in TOKENIZER_FILES:

@@ -1,5 +1,6 @@
 """The files of a Hugging Face model directory, read with one clear error each: `config.json`, and the weights
-through one small table of readers (safetensors, PyTorch's pickle, minibert's int8 safetensors).
+through one small table of readers (safetensors, PyTorch's pickle, minibert's int8 safetensors); and the one
+safetensors writer (`save_safetensors`), which gives the file the permissions of every other file written.
 
 Every file-format problem — a truncated or garbage weight file, a sharded index naming a missing shard, invalid
 JSON, a config that is not a JSON object — is a `CheckpointError` that names the file and what is wrong with it.
@@ -14,6 +15,8 @@ it returns float32 ŵ = q · S (`dequantize_state_dict`).
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +131,29 @@ def _to_numpy(array) -> np.ndarray:
 
 
 READERS = {".safetensors": _read_safetensors, ".bin": _read_torch}   # file suffix → reader
+
+
+def save_safetensors(tensors: dict[str, np.ndarray], file: str | Path) -> None:
+    """`safetensors.numpy.save_file` (metadata format "pt", which `transformers` expects), then the mode a plain
+    `open(file, "w")` leaves: an overwritten file's own, else 0o666 less the umask (0o644 under the usual 022).
+
+    safetensors ≥ 0.8 writes a temporary file and renames it over `file` (atomic: a reader never sees half a
+    file), but the temporary file's 0o600 comes along (safetensors issue #782); the rename stays, the mode is
+    set after it."""
+    from safetensors.numpy import save_file
+
+    file = Path(file)
+    mode = stat.S_IMODE(file.stat().st_mode) if file.exists() else 0o666 & ~_umask()
+    save_file(tensors, str(file), metadata={"format": "pt"})
+    os.chmod(file, mode)
+
+
+def _umask() -> int:
+    """The process's umask: reading it means setting it, so set 0 and put it back at once (a file another thread
+    creates in that instant would not be masked)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray) -> np.ndarray:

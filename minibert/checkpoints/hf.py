@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 
 from minibert.checkpoints import hub
-from minibert.checkpoints.files import SAFETENSORS, CheckpointError, read_state_dict, weight_files
+from minibert.checkpoints.files import SAFETENSORS, CheckpointError, read_state_dict, save_safetensors, weight_files
 from minibert.config import set_labels
 from minibert.models import auto
 from minibert.models.auto import read_config
@@ -156,12 +156,10 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
 
 def save_pretrained(model, path: str | Path) -> None:
     """Write `config.json` (with this class in `architectures`) and `model.safetensors`, float32."""
-    from safetensors.numpy import save_file
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     config = model.config
     config.architectures = [type(model).__name__]
     config.save(path)
     tensors = {k: np.ascontiguousarray(np.asarray(v[...], dtype=np.float32)) for k, v in model_state_dict(model).items()}
-    save_file(tensors, str(path / SAFETENSORS), metadata={"format": "pt"})
+    save_safetensors(tensors, path / SAFETENSORS)

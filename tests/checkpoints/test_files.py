@@ -1,14 +1,17 @@
-"""Every file-format problem of a model directory is one CheckpointError naming the file and what is wrong."""
+"""Every file-format problem of a model directory is one CheckpointError naming the file and what is wrong; the
+safetensors files minibert writes get the permissions every other file gets."""
 
 import json
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
 import minibert
-from minibert.checkpoints.files import CheckpointError, read_state_dict
+from minibert.checkpoints.files import CheckpointError, read_state_dict, save_safetensors
 from tests.conftest import save_reference
 
 CONFIG = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
@@ -93,3 +96,39 @@ def test_int8_weights_that_are_not_readable(copy):
     (copy / "config.json").write_text(json.dumps({**values, "quantization_config": {"quant_method": "minibert_int8"}}))
     (copy / "model.int8.safetensors").write_bytes(np.zeros(3, np.uint8).tobytes())
     _expect(copy, "model.int8.safetensors", "not a readable safetensors weight file")
+
+
+def mode(file) -> int:
+    return stat.S_IMODE(os.stat(file).st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_safetensors_are_written_with_the_mode_open_gives(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_safetensors({"w": np.arange(3, dtype=np.float32)}, tmp_path / "model.safetensors")
+        (tmp_path / "config.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    assert mode(tmp_path / "model.safetensors") == mode(tmp_path / "config.json") == 0o666 & ~umask
+    np.testing.assert_array_equal(read_state_dict(tmp_path)["w"], np.arange(3))
+
+
+def test_an_overwritten_safetensors_file_keeps_its_mode(tmp_path):
+    file = tmp_path / "model.safetensors"
+    save_safetensors({"w": np.zeros(2, np.float32)}, file)
+    os.chmod(file, 0o640)
+    save_safetensors({"w": np.ones(2, np.float32)}, file)
+    assert mode(file) == 0o640
+
+
+def test_save_pretrained_and_quantize_write_readable_weights(reference_dir, tmp_path):
+    """model.safetensors and model.int8.safetensors: 0o644 under the usual umask, like config.json beside them."""
+    previous = os.umask(0o022)
+    try:
+        minibert.save_pretrained(minibert.from_pretrained(reference_dir), tmp_path / "saved")
+        minibert.quantize_pretrained(tmp_path / "saved", tmp_path / "int8")
+    finally:
+        os.umask(previous)
+    for file in ("saved/model.safetensors", "saved/config.json", "int8/model.int8.safetensors", "int8/config.json"):
+        assert mode(tmp_path / file) == 0o644, file

@@ -1,14 +1,21 @@
 """Graded checks: each compares the student's function with minibert's reference on random inputs.
 
-Every check is parametrised by `name` (the graded function, see minibert/course/graded.py), which is what the
-per-function score counts. Deterministic functions must match the reference to float32 rounding (1e-5);
+Every check is parametrised by `name` (the graded function, see minibert/course/graded.py, which lists each
+function's checks), which is what the per-function score counts; a check that draws random inputs (one taking
+`seed`) runs once per seed. Deterministic functions must match the reference to float32 rounding (1e-5);
 `mask_tokens` draws random numbers, so it is checked by the properties that define BERT's masking instead.
+
+A check's docstring says what it expects; a failing check raises an AssertionError whose message is one line,
+"expected …, got …", which the score table prints (conftest.py).
 """
+
+import inspect
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from minibert.course.graded import GRADED
 from minibert.losses import IGNORE_INDEX
 from minibert.nn import alibi, attention, dynamic_conv, rope
 from minibert.tokenization import wordpiece
@@ -17,8 +24,26 @@ from minibert.training import masking
 TOL = 1e-5
 
 
-def close(a, b):
-    np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), atol=TOL, rtol=TOL)
+def show(value) -> str:
+    """A returned value, briefly: an array's shape, else its repr (at most 60 characters)."""
+    if hasattr(value, "shape"):
+        return f"an array of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def close(got, expected, what="output"):
+    """AssertionError "what[index]: expected …, got …" at the first value that differs from the reference by more
+    than TOL (absolute and relative, as numpy.testing.assert_allclose)."""
+    expected = np.asarray(expected, np.float32)
+    if not hasattr(got, "shape") or tuple(got.shape) != expected.shape:
+        raise AssertionError(f"{what}: expected an array of shape {expected.shape}, got {show(got)}")
+    got = np.asarray(got, np.float32)
+    wrong = ~np.isclose(got, expected, atol=TOL, rtol=TOL)
+    if wrong.any():
+        at = tuple(int(i) for i in np.argwhere(wrong)[0])
+        raise AssertionError(f"{what}{list(at)}: expected {expected[at]:.6g}, got {got[at]:.6g} "
+                             f"({wrong.sum()} of {wrong.size} values differ by more than {TOL})")
 
 
 # --- WordPiece: greedy longest match first ------------------------------------------------------------------
@@ -36,19 +61,23 @@ def _words(rng, n=200):
 
 
 def wordpiece_random_words(fn, seed):
+    """the reference's pieces of 200 random words"""
     rng = np.random.default_rng(seed)
     vocab = _vocab(rng)
     ours, theirs = wordpiece.WordPiece(vocab), wordpiece.WordPiece(vocab)
     for word in _words(rng):
-        assert fn(theirs, word) == ours.greedy_longest_match(word), word
+        got, expected = fn(theirs, word), ours.greedy_longest_match(word)
+        assert got == expected, f"{word!r}: expected {expected}, got {show(got)}"
 
 
-def wordpiece_unknown_and_long(fn, seed):
+def wordpiece_unknown_and_long(fn):
+    """[UNK] for unknown and too long words"""
     vocab = {"[UNK]": 0, "a": 1, "##a": 2, "ab": 3, "##b": 4}
     ours = wordpiece.WordPiece(vocab, max_input_chars_per_word=6)
     theirs = wordpiece.WordPiece(vocab, max_input_chars_per_word=6)
     for word in ["abz", "z", "aaaaaaa", "ababab", "ba"]:
-        assert fn(theirs, word) == ours.greedy_longest_match(word), word
+        got, expected = fn(theirs, word), ours.greedy_longest_match(word)
+        assert got == expected, f"{word!r}: expected {expected}, got {show(got)}"
 
 
 # --- scaled dot-product attention --------------------------------------------------------------------------
@@ -58,23 +87,27 @@ def _qkv(seed, b=2, q=5, k=7, h=3, d=8):
 
 
 def attention_plain(fn, seed):
+    """the reference's output for random q, k, v"""
     (q, k, v), _ = _qkv(seed)
     close(fn(q, k, v), attention.dot_product_attention(q, k, v))
 
 
 def attention_bias(fn, seed):
+    """the reference's output with a bias"""
     (q, k, v), rng = _qkv(seed)
     bias = jnp.asarray(rng.normal(size=(2, 3, 5, 7)), jnp.float32)
     close(fn(q, k, v, bias), attention.dot_product_attention(q, k, v, bias))
 
 
 def attention_padding_mask(fn, seed):
+    """the reference's output with padded keys masked"""
     (q, k, v), _ = _qkv(seed)
     mask = attention.padding_mask(jnp.asarray([[1] * 7, [1] * 4 + [0] * 3]))
     close(fn(q, k, v, mask=mask), attention.dot_product_attention(q, k, v, mask=mask))
 
 
 def attention_window_mask_and_bias(fn, seed):
+    """the reference's output with a window mask and a bias"""
     (q, k, v), rng = _qkv(seed, q=7)
     bias = jnp.asarray(rng.normal(size=(1, 3, 7, 7)), jnp.float32)
     mask = attention.window_mask(7, 2, 2)
@@ -93,29 +126,38 @@ def _mask_inputs(seed, shape=(64, 128)):
 
 
 def masking_labels(fn, seed):
+    """labels: the chosen tokens' ids, IGNORE_INDEX elsewhere"""
     ids, maskable = _mask_inputs(seed)
     corrupted, labels = fn(ids, maskable, np.random.default_rng(seed), rate=0.15, mask_id=MASK_ID, vocab_size=VOCAB)
+    assert np.shape(corrupted) == np.shape(labels) == ids.shape, \
+        f"expected ids and labels of shape {ids.shape}, got {np.shape(corrupted)} and {np.shape(labels)}"
     chosen = labels != IGNORE_INDEX
-    assert corrupted.shape == labels.shape == ids.shape
-    assert not chosen[~maskable].any(), "a special token or padding was chosen"
-    np.testing.assert_array_equal(labels[chosen], ids[chosen])
-    np.testing.assert_array_equal(corrupted[~chosen], ids[~chosen])
+    assert not chosen[~maskable].any(), \
+        f"expected no special token or padding chosen, got {chosen[~maskable].sum()} chosen"
+    wrong = labels[chosen] != ids[chosen]
+    assert not wrong.any(), f"expected the original ids as the labels, got {wrong.sum()} of {wrong.size} different"
+    changed = corrupted[~chosen] != ids[~chosen]
+    assert not changed.any(), f"expected the tokens not chosen unchanged, got {changed.sum()} of {changed.size} changed"
 
 
 def masking_rates(fn, seed):
+    """15% (30%) chosen: 80% [MASK], 10% random, 10% kept"""
     ids, maskable = _mask_inputs(seed, (256, 256))
     for rate in (0.15, 0.3):
         corrupted, labels = fn(ids, maskable, np.random.default_rng(seed), rate=rate, mask_id=MASK_ID,
                                vocab_size=VOCAB)
         chosen = labels != IGNORE_INDEX
-        assert abs(chosen.sum() / maskable.sum() - rate) < 0.01, "wrong masking rate"
+        got = chosen.sum() / maskable.sum()
+        assert abs(got - rate) < 0.01, f"expected {rate:.0%} ± 1% of the maskable tokens chosen, got {got:.1%}"
         masked, kept = corrupted[chosen] == MASK_ID, corrupted[chosen] == ids[chosen]
-        assert abs(masked.mean() - 0.8) < 0.02, "[MASK] should replace 80% of the chosen tokens"
-        assert abs(kept.mean() - 0.1) < 0.02, "10% of the chosen tokens should be kept"
-        assert abs((~masked & ~kept).mean() - 0.1) < 0.02, "10% of the chosen tokens should be random"
+        for share, expected, what in ((masked.mean(), 0.8, "[MASK]"), (kept.mean(), 0.1, "kept"),
+                                      ((~masked & ~kept).mean(), 0.1, "random")):
+            assert abs(share - expected) < 0.02, \
+                f"rate {rate}: expected {expected:.0%} ± 2% of the chosen tokens {what}, got {share:.1%}"
 
 
 def masking_whole_words(fn, seed):
+    """every piece of a chosen word chosen"""
     ids, maskable = _mask_inputs(seed)
     rng = np.random.default_rng(seed + 1)
     continuation = (rng.random(ids.shape) < 0.4) & maskable
@@ -127,44 +169,53 @@ def masking_whole_words(fn, seed):
     for row in range(ids.shape[0]):
         for w in np.unique(word[row][chosen[row]]):
             pieces = (word[row] == w) & maskable[row]
-            assert chosen[row][pieces].all(), "every piece of a chosen word must be chosen"
+            assert chosen[row][pieces].all(), (f"row {row}, word {w}: expected all {pieces.sum()} pieces chosen, "
+                                               f"got {chosen[row][pieces].sum()}")
 
 
 # --- rotary position embeddings ---------------------------------------------------------------------------
 def rope_random(fn, seed):
+    """the reference's rotation at random positions"""
     rng = np.random.default_rng(seed)
     x = jnp.asarray(rng.normal(size=(2, 9, 3, 16)), jnp.float32)
     positions = jnp.asarray(rng.integers(0, 500, (2, 9)))
     for theta in (10_000.0, 160_000.0):
-        close(fn(x, positions, theta), rope.apply_rotary(x, positions, theta))
+        close(fn(x, positions, theta), rope.apply_rotary(x, positions, theta), f"θ {theta:g}: output")
 
 
 def rope_broadcast_positions(fn, seed):
+    """the reference's rotation, positions broadcast"""
     rng = np.random.default_rng(seed)
     x = jnp.asarray(rng.normal(size=(3, 6, 2, 8)), jnp.float32)
     positions = jnp.arange(6)[None]
     close(fn(x, positions, 10_000.0), rope.apply_rotary(x, positions, 10_000.0))
 
 
-def rope_bad_positions(fn, seed):
+def rope_bad_positions(fn):
+    """a ValueError for 5 positions of 4 tokens"""
     with pytest.raises(ValueError):
-        fn(jnp.zeros((1, 4, 2, 8)), jnp.arange(5)[None], 10_000.0)
+        got = fn(jnp.zeros((1, 4, 2, 8)), jnp.arange(5)[None], 10_000.0)
+        raise AssertionError(f"expected a ValueError for 5 positions of 4 tokens, got {show(got)}")  # not caught
 
 
 # --- ALiBi slopes ------------------------------------------------------------------------------------------
-def alibi_powers_of_two(fn, seed):
+def alibi_powers_of_two(fn):
+    """the reference's slopes for 1, 2, 4, …, 32 heads"""
     for heads in (1, 2, 4, 8, 16, 32):
-        close(fn(heads), alibi.alibi_slopes(heads))
+        close(fn(heads), alibi.alibi_slopes(heads), f"{heads} heads: slopes")
 
 
-def alibi_other_counts(fn, seed):
+def alibi_other_counts(fn):
+    """the reference's slopes for 3, 5, 6, 12, 20, 24 heads"""
     for heads in (3, 5, 6, 12, 20, 24):
-        close(fn(heads), alibi.alibi_slopes(heads))
+        close(fn(heads), alibi.alibi_slopes(heads), f"{heads} heads: slopes")
 
 
-def alibi_bad_count(fn, seed):
+def alibi_bad_count(fn):
+    """a ValueError for 0 heads"""
     with pytest.raises(ValueError):
-        fn(0)
+        got = fn(0)
+        raise AssertionError(f"expected a ValueError for 0 heads, got {show(got)}")  # not caught
 
 
 # --- ConvBERT's span-based dynamic convolution ----------------------------------------------------------------
@@ -178,29 +229,29 @@ def _conv_inputs(seed, kernel):
 
 
 def dynamic_conv_kernels(fn, seed):
+    """the reference's output for kernels of 1, 3, 9"""
     for kernel in (1, 3, 9):
         q, ks, v, generator = _conv_inputs(seed + kernel, kernel)
-        close(fn(q, ks, v, generator), dynamic_conv.span_based_dynamic_convolution(q, ks, v, generator))
+        close(fn(q, ks, v, generator), dynamic_conv.span_based_dynamic_convolution(q, ks, v, generator),
+              f"kernel {kernel}: output")
 
 
 def dynamic_conv_longer_than_sequence(fn, seed):
+    """the reference's output, kernel 15 > 11 tokens"""
     q, ks, v, generator = _conv_inputs(seed, 15)
     close(fn(q, ks, v, generator), dynamic_conv.span_based_dynamic_convolution(q, ks, v, generator))
 
 
-CHECKS = {
-    "greedy_longest_match": [wordpiece_random_words, wordpiece_unknown_and_long],
-    "dot_product_attention": [attention_plain, attention_bias, attention_padding_mask, attention_window_mask_and_bias],
-    "mask_tokens": [masking_labels, masking_rates, masking_whole_words],
-    "apply_rotary": [rope_random, rope_broadcast_positions, rope_bad_positions],
-    "alibi_slopes": [alibi_powers_of_two, alibi_other_counts, alibi_bad_count],
-    "span_based_dynamic_convolution": [dynamic_conv_kernels, dynamic_conv_longer_than_sequence],
-}
 SEEDS = (0, 1)
+CHECKS = {g.name: [globals()[check] for check in g.checks] for g in GRADED}   # function name → its checks
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name,check", [(n, c) for n, checks in CHECKS.items() for c in checks],
-                         ids=[c.__name__ for checks in CHECKS.values() for c in checks])
+CASES = [pytest.param(g.name, check, seed, marks=getattr(pytest.mark, g.name),
+                      id=check.__name__ if seed is None else f"{check.__name__}-{seed}")
+         for g in GRADED for check in CHECKS[g.name]       # once per seed for a check that draws inputs, else once
+         for seed in (SEEDS if "seed" in inspect.signature(check).parameters else (None,))]
+
+
+@pytest.mark.parametrize("name,check,seed", CASES)
 def test_graded(student, name, check, seed):
-    check(student(name), seed)
+    check(student(name), *(() if seed is None else (seed,)))
