@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from minibert.options import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range, range_of
 
@@ -63,22 +64,36 @@ def pretrain(args) -> int:
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                             whole_word=args.whole_word, dtype=args.dtype, attention=args.attention,
                             resume=args.resume, train=train)
+    start = time.perf_counter()
     model, tokenizer, history = run(config)
     if not history:
         print(f"{args.output} was already trained for {args.steps} steps: nothing to do")
         return 0
-    first, last = history[0], history[-1]
-    print(f"loss {first['loss']:.3f} (step {first['step']}) → {last['loss']:.3f} (step {last['step']})"
-          + (f"; held-out MLM accuracy {last['eval_accuracy']:.3f}, perplexity {last['eval_perplexity']:.1f}"
-             if "eval_accuracy" in last else ""))
-    print(f"saved to {args.output} (config.json, model.safetensors, tokenizer files)")
     for text in args.demo or (DEMO_SENTENCES if not (args.corpus or args.data) else []):
         print_fill_mask(fill_mask(model, tokenizer, text), text)
+    print_summary(args, history, time.perf_counter() - start)
     return 0
 
 
-DEMO_SENTENCES = ["Return a new [MASK] of the items.", "If the file does not [MASK], an error is raised.",
-                  "This module provides functions for working with [MASK]."]
+# Sentences in the corpus's own register whose answer a newcomer can judge (list, value, called).
+DEMO_SENTENCES = ["Return a new [MASK] of the items.", "The default [MASK] is None.",
+                  "This method is [MASK] when the connection is closed."]
+
+
+def print_summary(args, history: list[dict], seconds: float) -> None:
+    """The end of a pretraining run: what was reached, what the numbers mean, where the model is, what to do next."""
+    first, last = history[0], history[-1]
+    print(f"\ndone in {seconds / 60:.1f} min: training loss {first['loss']:.2f} (step {first['step']}) → "
+          f"{last['loss']:.2f} (step {last['step']})")
+    if "eval_accuracy" in last:
+        print(f"held-out MLM accuracy {last['eval_accuracy']:.3f}: the share of masked tokens, in documents the model "
+              f"never saw, that its first guess gets right\nheld-out perplexity {last['eval_perplexity']:.1f}: "
+              f"e^loss, as unsure as a fair pick among that many tokens")
+    print(f"the model: {args.output}/ — config.json, model.safetensors and the tokenizer files, a Hugging Face "
+          f"directory (minibert.from_pretrained, or transformers' AutoModelForMaskedLM)\n"
+          f"  fill masks:  minibert fill-mask --model {args.output} \"An exception is [MASK] if the path does not exist.\"\n"
+          f"  fine-tune:   minibert finetune --task glue --model {args.output} --train TRAIN.tsv --eval DEV.tsv "
+          f"--output {args.output}-glue")
 
 
 def print_fill_mask(results, text: str) -> None:
@@ -376,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     option(p, "--seed", defaults, "seed", "seed of the vocabulary's sample")
     p.set_defaults(run=prepare)
 
-    p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny BERT on Python's docstrings)")
+    p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny ModernBERT on Python's docstrings)")
     defaults = PretrainConfig()
     option(p, "--family", defaults, "family", "bert, mobilebert, convbert, electra, roberta, mosaicbert or modernbert")
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
@@ -386,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     f"wordpiece for the others)", choices=TOKENIZERS)
     option(p, "--vocab-size", defaults, "vocab_size", "entries of a trained vocabulary")
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased)")
-    add_corpus_arguments(p, defaults, mask_help="masking rate (default: the family's, 0.15; MosaicBERT 0.3)",
+    add_corpus_arguments(p, defaults, mask_help="masking rate (default: the family's, 0.15; MosaicBERT and "
+                                                "ModernBERT 0.3); held-out rows are always masked at 0.15",
                          attention_help="attention implementation (auto: fused jax.nn.dot_product_attention on "
                                         "GPU/TPU, the reference einsum on CPU)")
     add_training_arguments(p, defaults)

@@ -164,7 +164,8 @@ def test_help_shows_the_defaults_and_version_the_package(capsys):
         main(["pretrain", "--help"])
     out = capsys.readouterr().out
     assert exit.value.code == 0
-    assert "(default: 600)" in out and "(default: runs/minibert-tiny)" in out and "(default: None)" not in out
+    steps = PretrainConfig().train.steps
+    assert f"(default: {steps})" in out and "(default: runs/minibert-tiny)" in out and "(default: None)" not in out
     with pytest.raises(SystemExit) as exit:
         main(["--version"])
     assert exit.value.code == 0 and capsys.readouterr().out == f"minibert {version('minibert')}\n"

@@ -158,10 +158,14 @@ def distill(config: DistillConfig):
     distiller, tokenizer, batches, eval_batch, schedule = build(config)
     out = Path(config.train.output_dir)
 
+    @nnx.jit                                     # compiled once per stage layout, not dispatched op by op
+    def student_scores(student, batch):
+        out, _ = forward_with_attention_maps(student, **model_inputs(student, batch))
+        return out.loss, masked_accuracy(out.logits, batch["labels"])
+
     def evaluator(current, step: int) -> dict:
-        student, _ = forward_with_attention_maps(current.student, **model_inputs(current.student, eval_batch))
-        return {"student_eval_loss": float(student.loss),
-                "student_eval_accuracy": float(masked_accuracy(student.logits, eval_batch["labels"]))}
+        loss, accuracy = student_scores(current.student, eval_batch)
+        return {"student_eval_loss": float(loss), "student_eval_accuracy": float(accuracy)}
 
     history, offset = [], 0
     for stage in schedule:

@@ -42,11 +42,13 @@ from minibert.training.prepare import (TOKENIZER_DIR, TOKENIZERS, VOCAB_SIZE, Pr
 from minibert.training.shards import PreparedCorpus
 
 EVAL_EXAMPLES = 512                       # held-out examples scored at each evaluation, at most (in batches)
+EVAL_MASK_RATE = 0.15                     # held-out rows are masked as BERT masks (Devlin et al. 2019 §3.1), whatever
+                                          # the training rate, so that runs masking 15% and 30% compare
 
 
 @dataclasses.dataclass
 class PretrainConfig:
-    family: str = "bert"
+    family: str = "modernbert"            # the default: a tiny ModernBERT learns the most in a CPU's few minutes
     size: str = "tiny"
     objective: str | None = None          # the family's default when None
     data: str | None = None               # a prepared corpus (minibert prepare); else `corpus` is prepared first
@@ -67,7 +69,8 @@ class PretrainConfig:
     resume: bool = False
     # the `minibert pretrain` defaults (the command reads them from here): a tiny model's few minutes on a CPU
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        steps=600, warmup_steps=60, eval_every=200, save_every=200, output_dir="runs/minibert-tiny"))
+        steps=1000, learning_rate=2e-3, warmup_steps=100, eval_every=250, save_every=250,
+        output_dir="runs/minibert-tiny"))
 
 
 @dataclasses.dataclass
@@ -138,12 +141,28 @@ def build(config: PretrainConfig):
     else:
         model = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
     set_attention_implementation(model, p.attention)
-    attention_dropout = getattr(p.model_config, "attention_probs_dropout_prob",
-                                getattr(p.model_config, "attention_dropout", 0))
-    if p.attention == "fused" and attention_dropout:
-        warnings.warn(f"fused attention has no attention dropout: with the model's attention dropout "
-                      f"{attention_dropout}, training steps use the reference attention (evaluation the fused one)")
+    announce_attention(p, config.dtype)
     return model, tokenizer, batches, eval_batch
+
+
+ATTENTION_KERNELS = {"reference": "reference (einsum)", "fused": "fused (jax.nn.dot_product_attention)"}
+
+
+def announce_attention(p: Plan, dtype: str) -> None:
+    """Print one line: the attention implementation and compute dtype of this run, and the backend. Warn once (one
+    call per run) when the model's attention dropout sends fused training steps to the reference path: the fused
+    kernel has no dropout on the attention probabilities."""
+    field = next((f for f in ("attention_probs_dropout_prob", "attention_dropout") if hasattr(p.model_config, f)), None)
+    dropout = getattr(p.model_config, field) if field else 0
+    attention = ATTENTION_KERNELS[p.attention]
+    if p.attention == "fused" and dropout:
+        attention = f"{attention} in evaluation, {ATTENTION_KERNELS['reference']} in training (attention dropout)"
+        warnings.warn(f"the model's attention dropout ({field}={dropout}) has no fused kernel, so training steps "
+                      f"use the reference attention (evaluation the fused one); pretrain with {field}=0, as "
+                      f"MosaicBERT and ModernBERT do, to train on the fused path")
+    if jax.process_index() == 0:
+        parameters = " (parameters float32)" if dtype != "float32" else ""
+        print(f"attention: {attention}, dtype {dtype}{parameters}, on {jax.default_backend()}")
 
 
 def check_length(seq_len: int, model_config) -> None:
@@ -206,7 +225,8 @@ def prepared_corpus(config: PretrainConfig) -> tuple[PreparedCorpus, Tokenizer]:
 
 def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, corpus: PreparedCorpus) -> tuple[Batches, dict | None]:
     """The corpus as masked training batches (NSP pairs or packed sequences) and one held-out batch: at most
-    EVAL_EXAMPLES examples of the last `held_out_documents` of the documents (None when there are too few)."""
+    EVAL_EXAMPLES examples of the last `held_out_documents` of the documents, masked at EVAL_MASK_RATE (None when
+    there are too few)."""
     n = corpus.documents
     held_out = max(1, int(n * config.held_out_documents)) if n > 1 else 0
     train_docs, eval_docs = range(0, n - held_out), range(n - held_out, n)
@@ -223,7 +243,10 @@ def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, corpus: PreparedC
         rows = min(len(held), EVAL_EXAMPLES)
         rows -= rows % sharding.data_mesh().size
         if rows:
-            eval_batch = Batches(held, rows, tokenizer, seed=config.train.seed + 1, shuffle=False, **options)(0)
+            slots = p.max_predictions and max(p.max_predictions,
+                                              default_max_predictions(config.seq_len, EVAL_MASK_RATE))
+            eval_batch = Batches(held, rows, tokenizer, seed=config.train.seed + 1, shuffle=False,
+                                 mask_rate=EVAL_MASK_RATE, whole_word=config.whole_word, max_predictions=slots)(0)
     return batches, eval_batch
 
 

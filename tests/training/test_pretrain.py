@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from safetensors.numpy import load_file
 from minibert.cli import main
 from tests.training.conftest import WIKI as WIKI_TEXT
 
-ARGS = ["--seq-len", "32", "--batch-size", "8", "--log-every", "1", "--eval-every", "1000", "--warmup", "2"]
+ARGS = ["--family", "bert", "--seq-len", "32", "--batch-size", "8", "--log-every", "1", "--eval-every", "1000",
+        "--warmup", "2"]
 
 
 def pretrain_command(corpus, vocab, output, steps, *extra):
@@ -175,6 +177,32 @@ def test_resuming_a_finished_run_or_another_model_says_so(prepared, tmp_path, ca
         main(args + ["--resume", "--size", "mini", "--steps", "4"])
 
 
+@pytest.mark.parametrize("attention, dropout, line, warned", [
+    ("auto", 0.1, "attention: reference (einsum), dtype float32, on cpu", False),
+    ("fused", 0.0, "attention: fused (jax.nn.dot_product_attention), dtype float32, on cpu", False),
+    ("fused", 0.1, "attention: fused (jax.nn.dot_product_attention) in evaluation, reference (einsum) in training "
+                   "(attention dropout), dtype float32, on cpu", True)])
+def test_the_run_says_its_attention_and_dtype_and_warns_once_when_dropout_forces_the_reference(
+        prepared, tmp_path, capsys, monkeypatch, attention, dropout, line, warned):
+    """(The fused path is reachable on a CPU with attention="fused"; the preset's attention dropout is set here.)"""
+    from minibert import presets
+    from minibert.training.loop import TrainConfig
+    from minibert.training.pretrain import PretrainConfig, build
+
+    preset = presets.preset
+    monkeypatch.setattr(presets, "preset", lambda family, size: (
+        preset(family, size)[0], preset(family, size)[1] | {"attention_probs_dropout_prob": dropout}))
+    config = PretrainConfig(family="bert", data=str(prepared), seq_len=32, batch_size=8, attention=attention,
+                            train=TrainConfig(steps=2, output_dir=str(tmp_path)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")                 # a second warning of the run would show, not be deduplicated
+        build(config)
+    assert [out for out in capsys.readouterr().out.splitlines() if out.startswith("attention:")] == [line]
+    messages = [str(w.message) for w in caught if "attention dropout" in str(w.message)]
+    assert len(messages) == warned
+    assert not warned or "attention_probs_dropout_prob=0, as MosaicBERT and ModernBERT do" in messages[0]
+
+
 def test_the_model_config_takes_the_tokenizers_special_token_ids(corpus_and_vocab):
     """pad, and bos/eos where the config has them (<s>/</s>, or BERT's [CLS]/[SEP] in their place); ModernBERT's
     four ids, which minibert's config does not declare, go to config.json through `extra`."""
@@ -209,8 +237,8 @@ def test_a_roberta_trains_with_its_byte_level_bpe_and_transformers_reads_the_sam
     text = WIKI_TEXT.read_text(encoding="utf-8")[:100_000]
     (tmp_path / "small.txt").write_text(text, encoding="utf-8")
     out = tmp_path / "run"
-    assert main(["pretrain", "--family", "roberta", "--size", "tiny", "--steps", "20", "--corpus",
-                 str(tmp_path / "small.txt"), "--output", str(out), *ARGS]) == 0
+    assert main(["pretrain", "--size", "tiny", "--steps", "20", "--corpus", str(tmp_path / "small.txt"),
+                 "--output", str(out), *ARGS, "--family", "roberta"]) == 0
     assert main(["fill-mask", "--model", str(out), "The <mask> sat."]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2] == "The <mask> sat." and len(lines[-1].split()) == 10      # 5 tokens with their scores
