@@ -198,3 +198,15 @@ def test_parity_without_torch_says_what_to_install(tmp_path, monkeypatch, capsys
     status, err = exit_status(["parity", str(tmp_path)], capsys)
     assert status == 1 and err.count("\n") == 1
     assert "minibert parity needs torch and transformers" in err and "torch is not installed" in err
+
+
+def test_a_pretraining_run_ends_with_a_summary_of_what_it_reached_and_how_to_use_it(capsys):
+    args = argparse.Namespace(output="runs/tiny")
+    history = [{"step": 10, "loss": 8.27}, {"step": 1000, "loss": 4.14, "eval_accuracy": 0.338,
+                                            "eval_perplexity": 57.7}]
+    cli.print_summary(args, history, 162.0)
+    out = capsys.readouterr().out
+    assert "done in 2.7 min: training loss 8.27 (step 10) → 4.14 (step 1000)" in out
+    assert "held-out MLM accuracy 0.338: the share of masked tokens" in out and "perplexity 57.7" in out
+    assert "minibert fill-mask --model runs/tiny" in out and "minibert finetune --task glue --model runs/tiny" in out
+    assert len(cli.DEMO_SENTENCES) == 3 and all(s.count("[MASK]") == 1 for s in cli.DEMO_SENTENCES)

@@ -258,3 +258,21 @@ def test_a_roberta_trains_with_its_byte_level_bpe_and_transformers_reads_the_sam
         expected_logits = reference(**expected).logits.numpy()
     real = batch["attention_mask"].astype(bool)
     np.testing.assert_allclose(logits[real], expected_logits[real], atol=1e-5)
+
+
+def test_the_default_run_is_a_tiny_modernbert_scored_at_15_percent_masking(prepared):
+    """The default job (README, "What the default run is"): the modernbert preset, 30% masking in training, and a
+    held-out batch masked at BERT's 15% whatever the training rate, so that runs at 15% and 30% compare."""
+    import numpy as np
+
+    from minibert.tokenization import AutoTokenizer
+    from minibert.training.pretrain import EVAL_MASK_RATE, PretrainConfig, corpus_batches, plan
+    from minibert.training.shards import PreparedCorpus
+
+    config = PretrainConfig(data=str(prepared), held_out_documents=0.3)
+    p = plan(config)
+    assert (config.family, config.size, p.objective, p.mask_rate) == ("modernbert", "tiny", "mlm", 0.3)
+    tokenizer = AutoTokenizer.from_pretrained(prepared / "tokenizer")
+    batches, held_out = corpus_batches(config, p, tokenizer, PreparedCorpus(prepared))
+    rate = lambda batch: np.sum(batch["labels"] >= 0) / np.sum(batch["attention_mask"])
+    assert abs(rate(batches(0)) - 0.3) < 0.05 and abs(rate(held_out) - EVAL_MASK_RATE) < 0.03
