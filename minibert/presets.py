@@ -17,6 +17,13 @@ Its batches are larger (8K sequences, §4.3, Table 3): set `--batch-size` (the s
 import dataclasses
 
 
+# No attention dropout when pretraining, as MosaicBERT and ModernBERT do (Portes et al. 2023 §2.1; Warner et al.
+# 2024 §2.1.3): it keeps the fused attention kernels (which have none) on accelerators. Fine-tuning keeps the
+# config's own value (BERT's 0.1 for a released checkpoint). `preset` puts a family's `pretraining` values under
+# every size's.
+NO_ATTENTION_DROPOUT = dict(attention_probs_dropout_prob=0.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     objectives: dict[str, str]          # objective → model class name; the first is the family's default
@@ -24,18 +31,13 @@ class Family:
     mask_rate: float = 0.15             # Devlin et al. 2019 §3.1; MosaicBERT masks 30% (Portes et al. 2023 §2.2)
     generator_fraction: float = 0.25    # ELECTRA (Clark et al. 2020, §3.2): generator size / discriminator size
     tokenizer: str = "wordpiece"        # the algorithm of a vocabulary trained for it (training/prepare.py)
-
-
-# No attention dropout when pretraining, as MosaicBERT and ModernBERT do (Portes et al. 2023 §2.1; Warner et al.
-# 2024 §2.1.3): it keeps the fused attention kernels (which have none) on accelerators. Fine-tuning keeps the
-# config's own value (BERT's 0.1 for a released checkpoint).
-NO_ATTENTION_DROPOUT = dict(attention_probs_dropout_prob=0.0)
+    pretraining: dict = dataclasses.field(default_factory=lambda: NO_ATTENTION_DROPOUT)   # under every size
 
 
 def _bert_sizes(**extra) -> dict[str, dict]:
     dims = {"tiny": (128, 2, 2), "mini": (256, 4, 4), "small": (512, 4, 8), "base": (768, 12, 12)}
     return {name: dict(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * h,
-                       **NO_ATTENTION_DROPOUT, **extra) for name, (h, layers, heads) in dims.items()}
+                       **extra) for name, (h, layers, heads) in dims.items()}
 
 
 FAMILIES = {
@@ -44,34 +46,29 @@ FAMILIES = {
         {"mlm+nsp": "MobileBertForPreTraining", "mlm": "MobileBertForMaskedLM"},
         {   # Sun et al. 2020, Table 1: inter-block 512, intra-block 128, 4 stacked FFNs, 24 layers
             "tiny": dict(hidden_size=128, embedding_size=64, intra_bottleneck_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=128, num_feedforward_networks=2,
-                         **NO_ATTENTION_DROPOUT),
+                         num_attention_heads=2, intermediate_size=128, num_feedforward_networks=2),
             "mini": dict(hidden_size=256, embedding_size=64, intra_bottleneck_size=64, num_hidden_layers=6,
-                         num_attention_heads=4, intermediate_size=256, num_feedforward_networks=4,
-                         **NO_ATTENTION_DROPOUT),
+                         num_attention_heads=4, intermediate_size=256, num_feedforward_networks=4),
             "mobilebert": dict(hidden_size=512, embedding_size=128, intra_bottleneck_size=128, num_hidden_layers=24,
-                               num_attention_heads=4, intermediate_size=512, num_feedforward_networks=4,
-                               **NO_ATTENTION_DROPOUT),
+                               num_attention_heads=4, intermediate_size=512, num_feedforward_networks=4),
         }),
     "convbert": Family(
         {"mlm": "ConvBertForMaskedLM"},
         {   # Jiang et al. 2020, Table 8 (appendix): head_ratio 2, kernel 9; small: H=256 with E=128
             **_bert_sizes(embedding_size=None, head_ratio=2, conv_kernel_size=9),
             "convbert-small": dict(hidden_size=256, embedding_size=128, num_hidden_layers=12, num_attention_heads=4,
-                                   intermediate_size=1024, head_ratio=2, conv_kernel_size=9, num_groups=1,
-                                   **NO_ATTENTION_DROPOUT),
+                                   intermediate_size=1024, head_ratio=2, conv_kernel_size=9, num_groups=1),
             "convbert-base": dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                  intermediate_size=3072, head_ratio=2, conv_kernel_size=9, num_groups=1,
-                                  **NO_ATTENTION_DROPOUT),
+                                  intermediate_size=3072, head_ratio=2, conv_kernel_size=9, num_groups=1),
         }),
     "electra": Family(
         {"rtd": "ElectraForPreTraining", "mlm": "ElectraForMaskedLM"},
         {   # Clark et al. 2020, Table 6 (appendix): Small = H 256, E 128, 12 layers; Base = H 768
             **_bert_sizes(embedding_size=None),
             "electra-small": dict(hidden_size=256, embedding_size=128, num_hidden_layers=12, num_attention_heads=4,
-                                  intermediate_size=1024, **NO_ATTENTION_DROPOUT),
+                                  intermediate_size=1024),
             "electra-base": dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                 intermediate_size=3072, **NO_ATTENTION_DROPOUT),
+                                 intermediate_size=3072),
         }),
     "roberta": Family(
         {"mlm": "RobertaForMaskedLM"},
@@ -79,11 +76,10 @@ FAMILIES = {
             # one token type, LayerNorm ε 1e-5 (the released config.json)
             **_bert_sizes(max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5),
             "roberta-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                                 max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-                                 **NO_ATTENTION_DROPOUT),
+                                 max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5),
             "roberta-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                   intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1,
-                                  layer_norm_eps=1e-5, **NO_ATTENTION_DROPOUT),
+                                  layer_norm_eps=1e-5),
         },
         tokenizer="bpe"),               # §4.4: GPT-2's byte-level BPE
     "mosaicbert": Family(
@@ -101,7 +97,8 @@ FAMILIES = {
             "small": dict(hidden_size=512, num_hidden_layers=9, num_attention_heads=8, intermediate_size=768),
             "base": dict(hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152),
         },
-        mask_rate=0.3),                 # §2.2.1: 30% masking, after MosaicBERT
+        mask_rate=0.3,                  # §2.2.1: 30% masking, after MosaicBERT
+        pretraining={}),                # its config's attention dropout (`attention_dropout`) is 0 already
 }
 
 
@@ -112,7 +109,7 @@ def preset(family: str, size: str) -> tuple[Family, dict]:
     sizes = FAMILIES[family].sizes
     if size not in sizes:
         raise ValueError(f"unknown size {size!r} for {family}; choose from {', '.join(sizes)}")
-    values = dict(sizes[size])
+    values = FAMILIES[family].pretraining | sizes[size]
     if values.get("embedding_size", 0) is None:       # factorised embeddings off: as wide as the hidden state
         values["embedding_size"] = values["hidden_size"]
     return FAMILIES[family], values
