@@ -197,6 +197,7 @@ def run_transformers(args, config) -> dict:
     import torch
     import transformers
 
+    from bench.train_throughput import dense
     from minibert.training.data import prefetch
     from minibert.training.optim import learning_rate_schedule
 
@@ -222,14 +223,9 @@ def run_transformers(args, config) -> dict:
     forward = torch.compile(reference) if args.reference == "compile" else reference
 
     def to_torch(batch) -> dict:
-        """A minibert batch as `transformers` takes it: sparse labels scattered back to (batch, seq), -100 elsewhere."""
-        arrays = dict(batch.items())
-        positions = arrays.pop("masked_positions", None)
-        if positions is not None:
-            labels = np.full(arrays["input_ids"].shape, -100, np.int64)
-            rows, slots = np.nonzero(arrays["labels"] >= 0)
-            labels[rows, positions[rows, slots]] = arrays["labels"][rows, slots]
-            arrays["labels"] = labels
+        """A minibert batch as `transformers` takes it: sparse labels scattered back to (batch, seq), -100 elsewhere
+        (`train_throughput.dense`)."""
+        arrays = dense(batch) if "masked_positions" in batch else dict(batch.items())
         return {k: torch.from_numpy(np.asarray(v, np.int64)) for k, v in arrays.items() if k in accepted}
 
     def step(s, batch):
