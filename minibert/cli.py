@@ -91,7 +91,8 @@ def print_summary(args, history: list[dict], seconds: float) -> None:
               f"e^loss, as unsure as a fair pick among that many tokens")
     print(f"the model: {args.output}/ — config.json, model.safetensors and the tokenizer files, a Hugging Face "
           f"directory (minibert.from_pretrained, or transformers' AutoModelForMaskedLM)\n"
-          f"  fill masks:  minibert fill-mask --model {args.output} \"An exception is [MASK] if the path does not exist.\"\n"
+          f"  fill masks:  minibert fill-mask --model {args.output} "
+          f"\"An exception is [MASK] if the path does not exist.\"\n"
           f"  fine-tune:   minibert finetune --task glue --model {args.output} --train TRAIN.tsv --eval DEV.tsv "
           f"--output {args.output}-glue")
 
