@@ -276,26 +276,28 @@ def run_minibert(bench: Bench, batches, impls, warmup: int, steps: int) -> list[
                 trainer.state, metrics["last"] = trainer._train_step(trainer.state, trainer.rng_state,
                                                                      on_device[i % STAGED_BATCHES], i)
 
-            elapsed = timed(step, lambda: jax.block_until_ready((trainer.state, metrics["last"])), warmup, steps)
+            warm, elapsed = timed(step, lambda: jax.block_until_ready((trainer.state, metrics["last"])), warmup,
+                                  steps)
             peak = (device.memory_stats() or {}).get("peak_bytes_in_use")
-            rows.append(row(bench, impl, data, warmup, steps, elapsed, float(metrics["last"]["loss"]), peak,
+            rows.append(row(bench, impl, data, warmup, steps, warm, elapsed, float(metrics["last"]["loss"]), peak,
                             f"{device.platform}: {device.device_kind}", sparse))
             del trainer, on_device, model, metrics
             gc.collect()
     return rows
 
 
-def timed(step, synchronize, warmup: int, steps: int) -> float:
-    """Seconds taken by step(warmup) … step(warmup + steps − 1), between two device synchronisations, after
-    step(0) … step(warmup − 1) untimed."""
+def timed(step, synchronize, warmup: int, steps: int) -> tuple[float, float]:
+    """Seconds taken by the warm-up steps step(0) … step(warmup − 1) (compilation included), and by the timed
+    steps step(warmup) … step(warmup + steps − 1), each between two device synchronisations."""
+    start = time.perf_counter()
     for i in range(warmup):
         step(i)
     synchronize()
-    start = time.perf_counter()
+    warm = time.perf_counter()
     for i in range(warmup, warmup + steps):
         step(i)
     synchronize()
-    return time.perf_counter() - start
+    return warm - start, time.perf_counter() - warm
 
 
 class _Sized:
@@ -359,9 +361,9 @@ def run_torch(bench: Bench, batches, impls, warmup: int, steps: int) -> list[dic
 
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        elapsed = timed(step, sync, warmup, steps)
+        warm, elapsed = timed(step, sync, warmup, steps)
         name = torch.cuda.get_device_name() if cuda else "cpu"
-        rows.append(row(bench, impl, [dense(b) for b in batches], warmup, steps, elapsed, float(losses[0]),
+        rows.append(row(bench, impl, [dense(b) for b in batches], warmup, steps, warm, elapsed, float(losses[0]),
                         torch.cuda.max_memory_allocated() if cuda else None, f"{device.type}: {name}", False))
         del model, optimizer, forward, losses
         if cuda:
@@ -369,12 +371,14 @@ def run_torch(bench: Bench, batches, impls, warmup: int, steps: int) -> list[dic
     return rows
 
 
-def row(bench: Bench, impl: str, data, warmup: int, steps: int, elapsed: float, loss: float, peak_bytes,
-        device: str, sparse: bool) -> dict:
-    """The measurements of one row: real tokens and model FLOPs summed over the timed steps."""
+def row(bench: Bench, impl: str, data, warmup: int, steps: int, warm: float, elapsed: float, loss: float,
+        peak_bytes, device: str, sparse: bool) -> dict:
+    """The measurements of one row: real tokens and model FLOPs summed over the timed steps; the seconds of the
+    warm-up steps (compilation)."""
     counts = [batch_counts(bench, data[i % STAGED_BATCHES], sparse) for i in range(warmup, warmup + steps)]
-    return {"impl": impl, "steps": steps, "seconds": elapsed, "tokens": sum(c[0] for c in counts),
-            "flops": sum(c[1] for c in counts), "loss": loss, "peak_bytes": peak_bytes, "device": device}
+    return {"impl": impl, "steps": steps, "warmup_seconds": warm, "seconds": elapsed,
+            "tokens": sum(c[0] for c in counts), "flops": sum(c[1] for c in counts), "loss": loss,
+            "peak_bytes": peak_bytes, "device": device}
 
 
 def worker(args) -> None:
@@ -419,11 +423,11 @@ def table(rows: list[dict], configs: dict[str, Bench], peak_tflops: float | None
     """A Markdown table: one line per row, ratios to the reference config's torch rows of the same run."""
     by_key = {(r["config"], r["impl"]): r for r in rows if "error" not in r}
     rate = lambda r: r["tokens"] / r["seconds"]
-    lines = ["| config | impl | real tokens/s | × torch eager | × torch.compile | MFU | peak memory | step | loss |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| config | impl | real tokens/s | × torch eager | × torch.compile | MFU | peak memory | step | loss "
+             "| warm-up (compile) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | {r['impl']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['config']} | {r['impl']} | failed: {r['error']} | | | | | | | |")
             continue
         reference = configs[r["config"]].reference or r["config"]
         ratios = []
@@ -433,7 +437,7 @@ def table(rows: list[dict], configs: dict[str, Bench], peak_tflops: float | None
         mfu = f"{100 * r['flops'] / r['seconds'] / (peak_tflops * 1e12):.1f}%" if peak_tflops else "–"
         memory = f"{r['peak_bytes'] / 2**30:.1f} GiB" if r.get("peak_bytes") else "–"
         lines.append(f"| {r['config']} | {r['impl']} | {rate(r):,.0f} | {ratios[0]} | {ratios[1]} | {mfu} | {memory} "
-                     f"| {1000 * r['seconds'] / r['steps']:.1f} ms | {r['loss']:.2f} |")
+                     f"| {1000 * r['seconds'] / r['steps']:.1f} ms | {r['loss']:.2f} | {r['warmup_seconds']:.0f} s |")
     return "\n".join(lines)
 
 

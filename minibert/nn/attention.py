@@ -20,6 +20,7 @@ order with `nnx.capture`. A model called with `output_attentions=True` does the 
 """
 
 import contextlib
+import functools
 import math
 
 import jax
@@ -92,13 +93,31 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Ar
 
 
 def _fused_attention(q, k, v, bias, mask):
-    """`jax.nn.dot_product_attention`: cuDNN on a GPU when the inputs are half precision, else XLA."""
-    on_gpu = jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16)
+    """`jax.nn.dot_product_attention`: cuDNN on a GPU when the inputs are half precision, else XLA.
+
+    Padding as lengths: a key-padding mask (batch, 1, 1, seq) whose rows are all right-padded (real tokens first,
+    as every collator here builds them) goes to the kernel as `key_value_seq_lengths`, which cuDNN applies without
+    reading a dense (batch, heads, q_seq, k_seq) mask, skipping the padded key tiles. Any other mask (left padding,
+    holes, packed documents, windows, an empty row) goes in as a mask. The choice is made on the values at run time
+    (`lax.cond`), so a left-padded batch never gets lengths. Query lengths are not passed: every query row, padded
+    or not, keeps the mask path's value (cuDNN would leave padded rows at zero instead; bench/attention_check.py
+    times both).
+    """
+    batch, q_len, heads, _ = q.shape
+    kernel = "cudnn" if jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16) else "xla"
     if bias is not None:
-        bias = jnp.broadcast_to(bias, (q.shape[0], q.shape[2], q.shape[1], k.shape[1])).astype(q.dtype)
-    if mask is not None:
-        mask = jnp.broadcast_to(mask, (q.shape[0], q.shape[2], q.shape[1], k.shape[1]))
-    return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, implementation="cudnn" if on_gpu else "xla")
+        bias = jnp.broadcast_to(bias, (batch, heads, q_len, k.shape[1])).astype(q.dtype)
+    attend = functools.partial(jax.nn.dot_product_attention, q, k, v, bias, implementation=kernel)
+    if mask is None:
+        return attend()
+    by_mask = lambda: attend(jnp.broadcast_to(mask, (batch, heads, q_len, k.shape[1])))
+    if mask.shape != (batch, 1, 1, q_len) or k.shape[1] != q_len:       # not key padding of self-attention
+        return by_mask()
+    keys = mask[:, 0, 0, :]
+    lengths = keys.sum(-1, dtype=jnp.int32)                                             # real tokens per row
+    right_padded = jnp.all(keys == (jnp.arange(q_len) < lengths[:, None])) & jnp.all(lengths > 0)
+    by_lengths = lambda: attend(key_value_seq_lengths=lengths)
+    return jax.lax.cond(right_padded, by_lengths, by_mask)
 
 
 def set_attention_implementation(model: nnx.Module, implementation: str) -> None:

@@ -1,5 +1,6 @@
 """Attention: the reference path against a NumPy softmax, the fused path against the reference, the masks."""
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 import numpy as np
@@ -47,6 +48,22 @@ def test_fused_equals_reference(qkv, kind):
     fused = dot_product_attention(q, k, v, bias, mask=mask, implementation="fused")
     real = np.asarray(jnp.broadcast_to(mask, (2, 3, 7, 7)).any(-1)).transpose(0, 2, 1)  # (b, q, h): has a key
     np.testing.assert_allclose(np.asarray(fused)[real], np.asarray(ref)[real], atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [[[1] * 7, [1] * 3 + [0] * 4], [[1] * 7, [0] * 3 + [1] * 4], [[1] * 7, [0] * 7]],
+                         ids=["right-padded", "left-padded", "empty-row"])
+def test_fused_padding_as_lengths_keeps_values_and_gradients(qkv, rows):
+    """Right padding goes to the kernel as key lengths, anything else as a mask: the same values and gradients on
+    every query row (padded ones too), nothing non-finite."""
+    q, k, v = map(jnp.asarray, qkv)
+    mask = padding_mask(jnp.array(rows))
+    loss = lambda impl: lambda q, k, v: jnp.sum(dot_product_attention(q, k, v, mask=mask, implementation=impl) ** 2)
+    for ref, fused in zip(jax.grad(loss("reference"), argnums=(0, 1, 2))(q, k, v),
+                          jax.jit(jax.grad(loss("fused"), argnums=(0, 1, 2)))(q, k, v)):
+        assert np.isfinite(np.asarray(fused)).all()
+        np.testing.assert_allclose(fused, ref, atol=1e-5)
+    fused = jax.jit(lambda q, k, v: dot_product_attention(q, k, v, mask=mask, implementation="fused"))(q, k, v)
+    np.testing.assert_allclose(fused, dot_product_attention(q, k, v, mask=mask), atol=1e-5)
 
 
 def test_segment_mask_keeps_documents_apart():
