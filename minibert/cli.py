@@ -111,8 +111,8 @@ def distill(args) -> int:
                            corpus=args.corpus, text_field=args.text_field, workers=args.workers,
                            seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                            whole_word=args.whole_word, dtype=args.dtype, attention=args.attention, resume=args.resume,
-                           transfer_steps=args.transfer_steps, progressive=args.progressive, alpha=args.alpha,
-                           temperature=args.temperature, train=train)
+                           recipe=args.recipe, transfer_steps=args.transfer_steps, progressive=args.progressive,
+                           alpha=args.alpha, temperature=args.temperature, train=train)
     _, _, history = run(config)
     for stage in dict.fromkeys(r["stage"] for r in history):
         records = [r for r in history if r["stage"] == stage]
@@ -415,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
                                             "for task distillation see finetune --teacher")
     p.add_argument("--teacher", required=True, help="the teacher: a pretrained masked LM directory with its tokenizer")
     defaults = DistillConfig()
+    p.add_argument("--recipe", choices=["mobilebert", "distilbert"], default=defaults.recipe,
+                   help="mobilebert: a student preset (--family, --size), layer-wise transfer, then MLM + KD; "
+                        "distilbert: half the layers of a BERT teacher, initialised from every other one, trained "
+                        "on KD + MLM + cosine loss (default: %(default)s)")
     option(p, "--family", defaults, "family", "the student's family")
     option(p, "--size", defaults, "size", "the student's size preset (see presets.py)")
     option(p, "--transfer-steps", defaults, "transfer_steps",

@@ -8,6 +8,10 @@ MobileBERT (Sun et al., 2020) trains its thin student from a wide teacher, layer
 Hinton et al. (2015, "Distilling the Knowledge in a Neural Network", §2): soft targets at temperature T,
     L_KD = T² · D_KL(softmax(z^tr / T) ‖ softmax(z^st / T))
 — the same loss distils MLM logits (pretraining) and a task head's logits (fine-tuning, "soft labels").
+DistilBERT (Sanh et al., 2019, §3) distils a student of the teacher's width and half its depth, initialised from
+every other teacher layer (models/distilbert.py `from_teacher`), with the triple loss
+    L = α_ce L_KD + α_mlm L_MLM + α_cos L_cos,   L_cos = 1 − cos(h^st, h^tr) on the last hidden states
+(α = 5, 2, 1 and T = 2 in the authors' training script).
 
 Teacher and student may differ in family, width, depth and heads (e.g. a BERT teacher, a MobileBERT student):
 - depth: student layer ℓ learns from teacher layer g(ℓ) = round(ℓ · L_tr / L_st) (TinyBERT's uniform map,
@@ -61,6 +65,14 @@ def attention_transfer_loss(student: jax.Array, teacher: jax.Array, attention_ma
     kl = jnp.sum(jnp.where(p_tr > 0, p_tr * (jnp.log(jnp.maximum(p_tr, tiny)) - jnp.log(jnp.maximum(p_st, tiny))),
                            0.0), axis=-1)                  # (batch, heads, q_seq)
     return _masked_mean(kl.mean(1), attention_mask > 0)
+
+
+def cosine_loss(student: jax.Array, teacher: jax.Array, attention_mask: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """L_cos: mean over real tokens of 1 − cos(h^st, h^tr) = 1 − h^st·h^tr / (‖h^st‖ ‖h^tr‖) (Sanh et al. 2019, §3:
+    aligns the directions of the two models' hidden states); (batch, seq, width) each, the same width."""
+    s, t = student.astype(jnp.float32), teacher.astype(jnp.float32)
+    norms = jnp.sqrt((jnp.sum(s * s, -1) + eps) * (jnp.sum(t * t, -1) + eps))       # as torch's CosineEmbeddingLoss
+    return _masked_mean(1.0 - jnp.sum(s * t, -1) / norms, attention_mask > 0)
 
 
 def soft_target_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature: float = 1.0,

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from minibert import presets
-from minibert.distillation import (Distiller, attention_transfer_loss, feature_map_loss, layer_map, normalize,
+from minibert.distillation import (Distiller, attention_transfer_loss, cosine_loss, feature_map_loss, layer_map, normalize,
                                    soft_target_loss)
 from minibert.models import auto
 from minibert.nn.attention import record_attention_maps
@@ -94,6 +94,22 @@ def test_soft_target_loss_is_hintons_kd(temperature):
 def test_soft_target_loss_is_zero_when_the_student_matches_the_teacher():
     logits = jnp.asarray(RNG.normal(size=(4, 7)), jnp.float32)
     assert abs(float(soft_target_loss(logits, logits, 2.0))) < 1e-6
+
+
+def test_cosine_loss_is_torchs_cosine_embedding_loss_over_real_tokens():
+    """L_cos = mean over real tokens of 1 − cos: torch.nn.CosineEmbeddingLoss with target 1 on the real rows
+    (as DistilBERT's distiller selects them)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(size=(2, 5, 7)).astype(np.float32), rng.normal(size=(2, 5, 7)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    real = mask.astype(bool)
+    expected = torch.nn.CosineEmbeddingLoss()(torch.from_numpy(s[real]), torch.from_numpy(t[real]),
+                                              torch.ones(int(real.sum())))
+    np.testing.assert_allclose(float(cosine_loss(jnp.asarray(s), jnp.asarray(t), jnp.asarray(mask))), expected.item(),
+                               rtol=1e-6)
+    assert float(cosine_loss(jnp.asarray(s), jnp.asarray(2 * s), jnp.asarray(mask))) < 1e-6
 
 
 @pytest.mark.parametrize("student, teacher, expected", [(2, 2, [1, 2]), (2, 4, [2, 4]), (3, 12, [4, 8, 12]),

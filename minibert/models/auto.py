@@ -9,6 +9,7 @@ module has, instead of classes registering themselves when their module happens 
     roberta        minibert.models.roberta       base, masked-lm + the fine-tuning tasks
     modernbert     minibert.models.modernbert    base, masked-lm + the fine-tuning tasks
     mosaic_bert    minibert.models.mosaicbert    base, masked-lm
+    distilbert     minibert.models.distilbert    base, masked-lm
 
 The fine-tuning heads (sequence-classification, token-classification, question-answering, multiple-choice) live in
 `minibert.models.finetuning`. Modules are imported when first asked for (reading a config imports every
@@ -42,10 +43,11 @@ MODULES = {
     "roberta": "minibert.models.roberta",
     "modernbert": "minibert.models.modernbert",
     "mosaic_bert": "minibert.models.mosaicbert",
+    "distilbert": "minibert.models.distilbert",
 }
 CONFIG_CLASSES = {"bert": "BertConfig", "mobilebert": "MobileBertConfig", "convbert": "ConvBertConfig",
                   "electra": "ElectraConfig", "roberta": "RobertaConfig", "modernbert": "ModernBertConfig",
-                  "mosaic_bert": "MosaicBertConfig"}
+                  "mosaic_bert": "MosaicBertConfig", "distilbert": "DistilBertConfig"}
 FINETUNING_MODULE = "minibert.models.finetuning"
 FINETUNING_TASKS = {"sequence-classification": "ForSequenceClassification",    # task → class name suffix
                     "token-classification": "ForTokenClassification",
@@ -69,6 +71,7 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
     "roberta": {"base": "RobertaModel", "masked-lm": "RobertaForMaskedLM", **_finetuning("Roberta")},
     "modernbert": {"base": "ModernBertModel", "masked-lm": "ModernBertForMaskedLM", **_finetuning("ModernBert")},
     "mosaic_bert": {"base": "MosaicBertModel", "masked-lm": "MosaicBertForMaskedLM"},
+    "distilbert": {"base": "DistilBertModel", "masked-lm": "DistilBertForMaskedLM"},
 }
 
 

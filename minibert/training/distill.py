@@ -1,4 +1,4 @@
-"""`minibert distill`: a pretrained teacher → a smaller student of any family, by MobileBERT's recipe.
+"""`minibert distill`: a pretrained teacher → a smaller student, by MobileBERT's recipe or DistilBERT's.
 
     stage (Sun et al. 2020)         loss (distillation.py)            trains                         updates
     layer-wise transfer (§3.5)      Σ_ℓ L_FMT^ℓ + L_AT^ℓ              the student and projections    transfer_steps
@@ -13,6 +13,12 @@ was running (finished stages restore their last state). At every evaluation the 
 accuracy are logged (`student_eval_loss`, `student_eval_accuracy`). OUTPUT ends as a Hugging Face directory of the
 student with the teacher's tokenizer files.
 
+`--recipe distilbert` (Sanh et al. 2019): the student is a DistilBERT of the teacher's width and half its layers,
+initialised from every other teacher layer (`models/distilbert.py` `from_teacher`; a BERT teacher), trained in one
+stage on the triple loss α_ce L_KD + α_mlm L_MLM + α_cos L_cos (`DISTILBERT_WEIGHTS`, the authors' 5, 2, 1; the
+temperature is `--temperature`, 2 in their script); `--family`, `--size`, `--transfer-steps`, `--progressive` and
+`--alpha` belong to the MobileBERT recipe.
+
 Task distillation (soft labels for fine-tuning) is `minibert finetune --teacher` (training/finetune.py).
 """
 
@@ -25,7 +31,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from minibert.checkpoints import hf
-from minibert.distillation import Distiller, soft_target_loss
+from minibert.distillation import Distiller, cosine_loss, soft_target_loss
+from minibert.models import distilbert
 from minibert.losses import IGNORE_INDEX
 from minibert.nn.attention import forward_with_attention_maps, record_attention_maps, set_attention_implementation
 from minibert.options import AT_LEAST_0, POSITIVE, UNIT, bounded
@@ -39,6 +46,7 @@ from minibert.training.pretrain import PretrainConfig, corpus_batches, plan, pre
 class DistillConfig(PretrainConfig):
     """The student's preset (`family`, `size`), data and training options as in pretraining, plus:"""
     teacher: str = ""                     # a pretrained masked LM directory with its tokenizer
+    recipe: str = "mobilebert"            # "mobilebert" (layer-wise transfer, then L_PD) or "distilbert"
     family: str = "mobilebert"
     transfer_steps: int = bounded(300, AT_LEAST_0)   # layer-wise transfer updates before pretraining distillation
     progressive: bool = False             # transfer one layer at a time, the layers below frozen (§3.6)
@@ -89,7 +97,24 @@ def pretraining_distillation_metric(alpha: float, temperature: float):
     return metric
 
 
+DISTILBERT_WEIGHTS = {"ce": 5.0, "mlm": 2.0, "cos": 1.0}   # α of the triple loss (Sanh et al.'s training script)
+RECIPES = ("mobilebert", "distilbert")
+
+
+def triple_loss_metric(temperature: float):
+    """DistilBERT's α_ce L_KD + α_mlm L_MLM + α_cos L_cos (the last hidden states, real tokens)."""
+    def metric(distiller, batch, key):
+        student, _, teacher, _ = distiller(batch)
+        kd = soft_target_loss(student.logits, teacher.logits, temperature, where=batch["labels"] != IGNORE_INDEX)
+        cos = cosine_loss(student.hidden_states[-1], teacher.hidden_states[-1], batch["attention_mask"])
+        w = DISTILBERT_WEIGHTS
+        return w["ce"] * kd + w["mlm"] * student.loss + w["cos"] * cos, masked_accuracy(student.logits, batch["labels"])
+    return metric
+
+
 def stages(config: DistillConfig, layers: int) -> list[Stage]:
+    if config.recipe == "distilbert":
+        return [Stage("distill", config.train.steps, triple_loss_metric(config.temperature), STUDENT, False)]
     out = []
     if config.transfer_steps and config.progressive:
         steps = config.transfer_steps // layers
@@ -120,6 +145,10 @@ def build(config: DistillConfig):
         raise FileNotFoundError(f"--teacher {config.teacher!r} is not a model directory (no config.json)")
     if config.objective not in (None, "mlm"):
         raise ValueError(f"distillation trains a masked LM student; objective {config.objective!r} is not supported")
+    if config.recipe not in RECIPES:
+        raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, not {config.recipe!r}")
+    if config.recipe == "distilbert" and config.progressive:
+        raise ValueError("--progressive is MobileBERT's layer-wise transfer: the distilbert recipe has no transfer stage")
     config = dataclasses.replace(config, objective="mlm", vocab=str(teacher_dir))
     p = plan(config)                                    # checks the ranges of every field, alpha's too
     layers = p.model_config.num_hidden_layers
@@ -147,7 +176,10 @@ def build(config: DistillConfig):
     corpus, _ = prepared_corpus(config)                 # prepared with (or checked against) the teacher's vocabulary
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs = nnx.Rngs(config.train.seed)
-    student = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
+    if config.recipe == "distilbert":
+        student = distilbert.from_teacher(teacher, dtype=dtype, rngs=rngs)   # raises for a teacher that is not BERT
+    else:
+        student = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
     distiller = Distiller(teacher, student, rngs=rngs)
     set_attention_implementation(distiller, p.attention)
     return distiller, tokenizer, batches, eval_batch, schedule

@@ -66,6 +66,38 @@ def test_distill_runs_each_stage_and_writes_the_student(teacher, corpus_and_voca
     assert type(transformers.AutoModelForMaskedLM.from_pretrained(out)).__name__ == "MobileBertForMaskedLM"
 
 
+def test_the_distilbert_recipe_distils_half_the_teacher(teacher, corpus_and_vocab, tmp_path, capsys):
+    """`--recipe distilbert`: a DistilBERT of half the teacher's layers, one stage on the triple loss."""
+    corpus, _ = corpus_and_vocab
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher), "--recipe", "distilbert", "--corpus", str(corpus),
+                 "--seq-len", "32", "--batch-size", "8", "--steps", "4", "--eval-every", "4", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "distill: loss" in printed and "transfer" not in printed
+    student, reference = minibert.from_pretrained(out), minibert.from_pretrained(teacher)
+    assert type(student).__name__ == "DistilBertForMaskedLM"
+    assert student.config.n_layers == (reference.config.num_hidden_layers + 1) // 2
+
+
+def test_the_triple_loss_falls_on_held_out_batches(teacher, corpus_and_vocab, tmp_path):
+    """α_ce L_KD + α_mlm L_MLM + α_cos L_cos on fixed batches the run never sees, dropout off, before and after 30
+    updates (the training loss itself moves more from batch to batch than it falls in so few updates)."""
+    corpus, _ = corpus_and_vocab
+    config = distill_config(teacher, corpus, tmp_path, recipe="distilbert", temperature=2.0,
+                            train=train_config(tmp_path, 30, learning_rate=1e-3))
+    distiller, _, batches, _, (stage,) = build(config)
+    fixed = [batches(1000 + i) for i in range(3)]
+
+    def held_out(d):
+        d.eval()
+        return np.mean([float(stage.metric(d, b, None)[0]) for b in fixed])
+
+    before = held_out(distiller)
+    trainer = Trainer(distiller, config.train, batches, metric=stage.metric, trainable=stage.trainable)
+    trainer.run()
+    assert held_out(trainer.trained_model()) < before
+
+
 def params(model) -> dict:
     return {path: np.array(v[...]) for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
 
