@@ -47,20 +47,26 @@ def assert_close_at_real(ours, theirs, mask, atol=1e-5, what=""):
     assert diff.max() <= atol, f"{what}: max abs diff {diff.max():.3e} > {atol}"
 
 
-KEY_BIASES = ("attention.self.key.bias", "attention.k_lin.bias")   # BERT's and DistilBERT's names
+KEY_BIASES = ("attention.self.key.bias", "attention.k_lin.bias", "attention.key.bias")   # BERT, DistilBERT, ALBERT
 
 
 def assert_gradients_match(grads, reference_parameters: dict, expected_keys, rtol: float = 1e-5) -> dict:
     """Our gradients (an nnx State) against PyTorch's `.grad` of the parameters of the same names: every key present,
     max |ours − theirs| ≤ rtol · max |theirs| per tensor. An attention key bias's true gradient is exactly zero
     (softmax is invariant to a per-row shift of the scores): both sides must be ~0 (rounding: ≤ 1e-7 of the largest
-    gradient of the model). Returns ours by name."""
+    gradient of the model). A parameter the reference's forward never reads (no `.grad`) must get none here either.
+    Returns ours by name."""
     from flax import nnx
 
     ours = {".".join(map(str, path)): np.asarray(g[...]) for path, g in nnx.to_flat_state(grads)}
     assert set(ours) == set(expected_keys) and set(ours) <= set(reference_parameters)
-    zero = 1e-7 * max(np.abs(reference_parameters[name].grad.numpy()).max() for name in ours)
+    unused = [name for name in ours if reference_parameters[name].grad is None]   # not read by the forward
+    for name in unused:
+        assert not ours[name].any(), f"{name}: unused by the reference, but given a gradient"
+    zero = 1e-7 * max(np.abs(reference_parameters[name].grad.numpy()).max() for name in ours if name not in unused)
     for name, got in ours.items():
+        if name in unused:
+            continue
         expected = reference_parameters[name].grad.numpy()
         if name.endswith(KEY_BIASES):
             assert np.abs(got).max() <= zero and np.abs(expected).max() <= zero, name

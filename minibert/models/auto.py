@@ -10,6 +10,7 @@ module has, instead of classes registering themselves when their module happens 
     modernbert     minibert.models.modernbert    base, masked-lm + the fine-tuning tasks
     mosaic_bert    minibert.models.mosaicbert    base, masked-lm
     distilbert     minibert.models.distilbert    base, masked-lm
+    albert         minibert.models.albert        base, masked-lm, pretraining (MLM + SOP)
 
 The fine-tuning heads (sequence-classification, token-classification, question-answering, multiple-choice) live in
 `minibert.models.finetuning`. Modules are imported when first asked for (reading a config imports every
@@ -44,10 +45,12 @@ MODULES = {
     "modernbert": "minibert.models.modernbert",
     "mosaic_bert": "minibert.models.mosaicbert",
     "distilbert": "minibert.models.distilbert",
+    "albert": "minibert.models.albert",
 }
 CONFIG_CLASSES = {"bert": "BertConfig", "mobilebert": "MobileBertConfig", "convbert": "ConvBertConfig",
                   "electra": "ElectraConfig", "roberta": "RobertaConfig", "modernbert": "ModernBertConfig",
-                  "mosaic_bert": "MosaicBertConfig", "distilbert": "DistilBertConfig"}
+                  "mosaic_bert": "MosaicBertConfig", "distilbert": "DistilBertConfig",
+                  "albert": "AlbertConfig"}
 FINETUNING_MODULE = "minibert.models.finetuning"
 FINETUNING_TASKS = {"sequence-classification": "ForSequenceClassification",    # task → class name suffix
                     "token-classification": "ForTokenClassification",
@@ -72,6 +75,7 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
     "modernbert": {"base": "ModernBertModel", "masked-lm": "ModernBertForMaskedLM", **_finetuning("ModernBert")},
     "mosaic_bert": {"base": "MosaicBertModel", "masked-lm": "MosaicBertForMaskedLM"},
     "distilbert": {"base": "DistilBertModel", "masked-lm": "DistilBertForMaskedLM"},
+    "albert": {"base": "AlbertModel", "masked-lm": "AlbertForMaskedLM", "pretraining": "AlbertForPreTraining"},
 }
 
 

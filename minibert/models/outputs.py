@@ -12,7 +12,8 @@ import jax
 from flax import struct
 
 # A head's outputs, in transformers' order; a *ForPreTraining model's MLM logits are its `prediction_logits`.
-HEAD_FIELDS = ("logits", "seq_relationship_logits", "start_logits", "end_logits")
+HEAD_FIELDS = ("logits", "seq_relationship_logits", "sop_logits", "start_logits", "end_logits")
+SENTENCE_HEADS = ("seq_relationship_logits", "sop_logits")      # NSP (BERT), sentence order (ALBERT)
 ENCODER_FIELDS = ("last_hidden_state", "pooler_output")
 
 
@@ -23,6 +24,7 @@ class ModelOutput:
     hidden_states: tuple | None = None           # embeddings, then each layer: (batch, seq, hidden) each
     logits: jax.Array | None = None             # MLM (batch, seq, vocab) or a task head's logits
     seq_relationship_logits: jax.Array | None = None  # NSP (batch, 2)
+    sop_logits: jax.Array | None = None          # ALBERT's sentence order (batch, 2)
     loss: jax.Array | None = None                # scalar, when labels were given
     attentions: tuple | None = None              # each layer's attention probabilities: (batch, heads, seq, seq) each
 
@@ -34,7 +36,7 @@ class ModelOutput:
     def keys(self) -> tuple[str, ...]:
         """The names of the fields that are not None, in transformers' order."""
         head = [name for name in HEAD_FIELDS if getattr(self, name, None) is not None]
-        if "seq_relationship_logits" in head and "logits" in head:
+        if "logits" in head and any(name in head for name in SENTENCE_HEADS):
             head[head.index("logits")] = "prediction_logits"
         names = ("loss", *head) if head else ENCODER_FIELDS
         return tuple(n for n in (*names, "hidden_states", "attentions") if getattr(self, n) is not None)
