@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = PretrainConfig()
     option(p, "--family", defaults, "family", "bert, mobilebert, convbert, electra, roberta, mosaicbert or modernbert")
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
-    p.add_argument("--objective", help="mlm, mlm+nsp (or rtd for electra); default: the family's own")
+    p.add_argument("--objective", help="mlm, mlm+nsp (bert, mobilebert), mlm+sop (albert), rtd (electra); "
+                                              "default: the family's own")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")
     option(p, "--tokenizer", defaults, "tokenizer", f"{TOKENIZER_HELP} (default: the family's: bpe for roberta, "
                                                     f"wordpiece for the others)", choices=TOKENIZERS)

@@ -99,6 +99,28 @@ FAMILIES = {
         },
         mask_rate=0.3,                  # §2.2.1: 30% masking, after MosaicBERT
         pretraining={}),                # its config's attention dropout (`attention_dropout`) is 0 already
+    "albert": Family(
+        {"mlm+sop": "AlbertForPreTraining", "mlm": "AlbertForMaskedLM"},
+        {   # Lan et al. 2020, Table 1: E = 128, one layer group shared by all layers, heads = H/64, FFN = 4H
+            **_bert_sizes(embedding_size=128),
+            "tiny": dict(hidden_size=128, embedding_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=512),
+            "albert-base": dict(hidden_size=768, embedding_size=128, num_hidden_layers=12, num_attention_heads=12,
+                                intermediate_size=3072),
+            "albert-large": dict(hidden_size=1024, embedding_size=128, num_hidden_layers=24, num_attention_heads=16,
+                                 intermediate_size=4096),
+            "albert-xxlarge": dict(hidden_size=4096, embedding_size=128, num_hidden_layers=12, num_attention_heads=64,
+                                   intermediate_size=16384),
+        },
+        tokenizer="unigram"),           # SentencePiece (Kudo & Richardson 2018), §4.1
+    "distilbert": Family(
+        {"mlm": "DistilBertForMaskedLM"},
+        {   # Sanh et al. 2019 §3: BERT's width with half its layers; distilbert-base = 6 × 768
+            name: dict(dim=v["hidden_size"], n_layers=max(1, v["num_hidden_layers"] // 2),
+                       n_heads=v["num_attention_heads"], hidden_dim=v["intermediate_size"])
+            for name, v in _bert_sizes().items()
+        },
+        pretraining=dict(attention_dropout=0.0)),
 }
 
 

@@ -39,7 +39,8 @@ class Batch:
     position_ids: Array | None = None      # packed rows: the position of each token within its document
     labels: Array | None = None            # (batch, seq) dense MLM (-100 = not scored), or (batch, max_predictions)
     masked_positions: Array | None = None  # (batch, max_predictions): where `labels` are, for a sparse MLM head
-    next_sentence_label: Array | None = None   # (batch,)
+    next_sentence_label: Array | None = None   # (batch,) NSP: 1 = B is from another document
+    sentence_order_label: Array | None = None  # (batch,) ALBERT's SOP: 1 = A and B swapped
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

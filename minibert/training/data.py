@@ -76,11 +76,17 @@ class PackedRows:
 
 
 class SentencePairs:
-    """NSP examples `[CLS] A [SEP] B [SEP]` (types 0 … 0 1 … 1) over documents [first, last)."""
+    """Sentence-pair examples `[CLS] A [SEP] B [SEP]` (types 0 … 0 1 … 1) over documents [first, last): A is the
+    first sentences of a chunk of one document. NSP (BERT, Devlin et al. 2019 §3.1): B is the rest of the chunk, or,
+    half the time, sentences of another document (`next_sentence_label` 1). SOP with `sentence_order` (ALBERT,
+    Lan et al. 2020 §3.1): B is always the rest of the chunk, and half the time the two are swapped
+    (`sentence_order_label` 1), so topic gives nothing away: only the order does."""
 
-    def __init__(self, corpus: PreparedCorpus, documents: range, seq_len: int, tokenizer, short_seq_prob: float = 0.1):
-        if len(documents) < 2:
+    def __init__(self, corpus: PreparedCorpus, documents: range, seq_len: int, tokenizer, short_seq_prob: float = 0.1,
+                 *, sentence_order: bool = False):
+        if len(documents) < 2 and not sentence_order:
             raise ValueError("NSP needs at least two documents in the corpus")
+        self.sentence_order = sentence_order
         self.corpus, self.documents, self.seq_len, self.short_seq_prob = corpus, documents, seq_len, short_seq_prob
         self.tokenizer, self.pad_id = tokenizer, _token_id(tokenizer, "pad_token")
         self.max_tokens = seq_len - tokenizer.num_special_tokens_to_add(pair=True)
@@ -109,6 +115,10 @@ class SentencePairs:
         pieces = chunk if len(chunk) >= 2 else _halves(chunk[0], rng)                   # a lone sentence: its halves
         split = int(rng.integers(1, len(pieces))) if len(pieces) >= 2 else 1
         a = np.concatenate(pieces[:split])
+        if self.sentence_order:
+            a, b = _truncate_pair(a, np.concatenate(pieces[split:]), target, rng)
+            swapped = rng.random() < 0.5
+            return self.row(*((b, a) if swapped else (a, b))) | {"sentence_order_label": np.int32(swapped)}
         if len(pieces) == 1 or rng.random() < 0.5:
             label = NSP_IS_RANDOM
             other = _other_index(rng, len(self.documents), d)
@@ -118,11 +128,14 @@ class SentencePairs:
         else:
             label = NSP_IS_NEXT
             b = np.concatenate(pieces[split:])
-        a, b = _truncate_pair(a, b, target, rng)
+        return self.row(*_truncate_pair(a, b, target, rng)) | {"next_sentence_label": np.int32(label)}
+
+    def row(self, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+        """`[CLS] A [SEP] B [SEP]`, its token types, padded to seq_len."""
         a, b = a.tolist(), b.tolist()
         row = np.array(self.tokenizer.build_inputs_with_special_tokens(a, b))
         types = np.array(self.tokenizer.create_token_type_ids_from_sequences(a, b))
-        return _padded(row, types, self.seq_len, self.pad_id) | {"next_sentence_label": np.int32(label)}
+        return _padded(row, types, self.seq_len, self.pad_id)
 
 
 class FixedRows:

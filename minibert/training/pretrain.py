@@ -233,8 +233,12 @@ def corpus_batches(config: PretrainConfig, p: Plan, tokenizer, corpus: PreparedC
     if p.objective == "mlm+nsp" and len(train_docs) < 2:
         raise ValueError(f"{corpus.directory} holds {n} document(s), {held_out} held out for evaluation: NSP needs at "
                          f"least two to train on (or train with --objective mlm)")
-    make = lambda docs: (SentencePairs if p.objective == "mlm+nsp" else PackedRows)(corpus, docs, config.seq_len,
-                                                                                     tokenizer)
+
+    def make(docs):
+        if p.objective in ("mlm+nsp", "mlm+sop"):
+            return SentencePairs(corpus, docs, config.seq_len, tokenizer, sentence_order=p.objective == "mlm+sop")
+        return PackedRows(corpus, docs, config.seq_len, tokenizer)
+
     options = dict(mask_rate=p.mask_rate, whole_word=config.whole_word, max_predictions=p.max_predictions)
     batches = Batches(make(train_docs), config.batch_size, tokenizer, seed=config.train.seed, **options)
     eval_batch = None

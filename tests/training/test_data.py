@@ -36,6 +36,32 @@ def test_the_prepared_corpus_reads_back_every_document(corpus_of):
         assert corpus.sentence_ends(d).tolist() == np.cumsum([len(s) for s in document]).tolist()
 
 
+def test_sentence_order_pairs_are_consecutive_and_swapped_half_the_time(corpus_of):
+    """SOP (ALBERT §3.1): A and B are consecutive text of one document, B after A (label 0) or swapped (label 1);
+    one document is enough."""
+    documents = synthetic_documents()
+    streams = [[t for s in d for t in s] for d in documents]
+    pairs = SentencePairs(corpus_of(documents), range(len(documents)), 64, FakeTokenizer(), sentence_order=True)
+    examples = [pairs(i, np.random.default_rng(i)) for i in range(len(pairs))]
+    assert all("next_sentence_label" not in e for e in examples)
+    labels = np.array([e["sentence_order_label"] for e in examples])
+    assert 0.4 < labels.mean() < 0.6
+    contiguous = 0
+    for e in examples:
+        ids = e["input_ids"][:e["attention_mask"].sum()]
+        seps = np.flatnonzero(ids == SEP)
+        a, b = ids[1:seps[0]].tolist(), ids[seps[0] + 1:seps[1]].tolist()
+        first, second = (b, a) if e["sentence_order_label"] else (a, b)
+        joined = first + second            # in order again: one run of a document's tokens when not truncated
+        contiguous += any(_contains(stream, joined) for stream in streams)
+    assert contiguous > 0.5 * len(examples)
+    SentencePairs(corpus_of(documents[:1]), range(1), 64, FakeTokenizer(), sentence_order=True)
+
+
+def _contains(stream: list, part: list) -> bool:
+    return any(stream[i:i + len(part)] == part for i in range(len(stream) - len(part) + 1))
+
+
 def test_sentence_pairs_follow_the_recipe(corpus_of):
     documents = synthetic_documents()
     pairs = SentencePairs(corpus_of(documents), range(len(documents)), 64, FakeTokenizer())

@@ -60,12 +60,13 @@ def test_eight_devices_give_the_same_losses_as_one(corpus_and_vocab, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", ["mlm+nsp", "mlm"])
-def test_killed_and_resumed_run_equals_uninterrupted_run(prepared, tmp_path, objective):
+@pytest.mark.parametrize("family, objective", [("bert", "mlm+nsp"), ("bert", "mlm"), ("albert", "mlm+sop")])
+def test_killed_and_resumed_run_equals_uninterrupted_run(prepared, tmp_path, family, objective):
     steps, half = 24, 12
-    run(data_command(prepared, tmp_path / "straight", steps, "--save-every", str(half), "--objective", objective))
+    chosen = ("--save-every", str(half), "--objective", objective, "--family", family)
+    run(data_command(prepared, tmp_path / "straight", steps, *chosen))
 
-    command = data_command(prepared, tmp_path / "killed", steps, "--save-every", str(half), "--objective", objective)
+    command = data_command(prepared, tmp_path / "killed", steps, *chosen)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                cwd=Path(__file__).parents[2])
