@@ -37,4 +37,8 @@ GRADED = (
            ("alibi_powers_of_two", "alibi_other_counts", "alibi_bad_count")),
     Graded("span_based_dynamic_convolution", "minibert/nn/dynamic_conv.py", "span_based_dynamic_convolution",
            "Jiang et al. 2020 §3.2, Eq. 4", ("dynamic_conv_kernels", "dynamic_conv_longer_than_sequence")),
+    Graded("layer_groups", "minibert/models/albert.py", "layer_groups", "Lan et al. 2020 §3.1 (ALBERT)",
+           ("layer_groups_even", "layer_groups_uneven")),
+    Graded("cosine_loss", "minibert/distillation.py", "cosine_loss", "Sanh et al. 2019 §3 (DistilBERT)",
+           ("cosine_random", "cosine_padding_ignored")),
 )

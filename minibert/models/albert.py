@@ -120,13 +120,20 @@ class AlbertLayerGroup(nnx.Module):
         return states
 
 
+def layer_groups(num_hidden_layers: int, num_hidden_groups: int) -> list[int]:
+    """The layer group each of the L layers runs, ⌊i / (L / G)⌋ for i = 0 … L − 1 (§3.1; the reference's float
+    division: L = 5, G = 3 gives 0, 0, 1, 1, 2). G = 1 is the paper's all-shared ALBERT."""
+    return [int(i / (num_hidden_layers / num_hidden_groups)) for i in range(num_hidden_layers)]
+
+
 class AlbertTransformer(nnx.Module):
-    """x = W_map e (E → H), then layer i of L runs group ⌊i / (L / G)⌋ (§3.1: shared parameters, not copies).
+    """x = W_map e (E → H), then layer i of L runs group `layer_groups(L, G)[i]` (§3.1: the group's parameters
+    applied again, not copies).
     Returns the last hidden state and every hidden state: W_map e, then each inner layer's output."""
 
     def __init__(self, config: AlbertConfig, *, dtype, rngs: nnx.Rngs):
         c = config
-        self.num_hidden_layers, self.num_hidden_groups = c.num_hidden_layers, c.num_hidden_groups
+        self.groups = layer_groups(c.num_hidden_layers, c.num_hidden_groups)
         self.embedding_hidden_mapping_in = Linear(c.embedding_size, c.hidden_size, init_std=c.initializer_range,
                                                   dtype=dtype, rngs=rngs)
         self.albert_layer_groups = nnx.List([AlbertLayerGroup(c, dtype=dtype, rngs=rngs)
@@ -134,8 +141,7 @@ class AlbertTransformer(nnx.Module):
 
     def __call__(self, e: jax.Array, mask: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         states = [self.embedding_hidden_mapping_in(e)]
-        for i in range(self.num_hidden_layers):
-            group = int(i / (self.num_hidden_layers / self.num_hidden_groups))      # the reference's float division
+        for group in self.groups:
             states += self.albert_layer_groups[group](states[-1], mask)
         return states[-1], tuple(states)
 

@@ -16,6 +16,7 @@ marker per graded function, e.g. `-m dot_product_attention`) runs one function's
 import collections
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def _load(student_root: Path, graded):
     """The student's version of a graded function: its module file executed under a private name."""
     spec = importlib.util.spec_from_file_location(f"student.{graded.module}", student_root / graded.path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module                # dataclasses (ALBERT's config) look their module up
     spec.loader.exec_module(module)
     obj = module
     for part in graded.qualname.split("."):

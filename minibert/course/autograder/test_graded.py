@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from minibert import distillation
 from minibert.course.graded import GRADED
 from minibert.losses import IGNORE_INDEX
+from minibert.models import albert
 from minibert.nn import alibi, attention, dynamic_conv, rope
 from minibert.tokenization import wordpiece
 from minibert.training import masking
@@ -240,6 +242,41 @@ def dynamic_conv_longer_than_sequence(fn, seed):
     """the reference's output, kernel 15 > 11 tokens"""
     q, ks, v, generator = _conv_inputs(seed, 15)
     close(fn(q, ks, v, generator), dynamic_conv.span_based_dynamic_convolution(q, ks, v, generator))
+
+
+# --- ALBERT's cross-layer sharing -----------------------------------------------------------------------------
+def layer_groups_even(fn):
+    """the reference's groups when G divides L (12/1, 12/3, 12/12, 4/2)"""
+    for layers, groups in ((12, 1), (12, 3), (12, 12), (4, 2)):
+        expected, got = albert.layer_groups(layers, groups), fn(layers, groups)
+        assert list(got) == expected, f"L={layers}, G={groups}: expected {expected}, got {show(got)}"
+
+
+def layer_groups_uneven(fn):
+    """the reference's groups when G does not divide L (5/3, 7/2, 24/5)"""
+    for layers, groups in ((5, 3), (7, 2), (24, 5)):
+        expected, got = albert.layer_groups(layers, groups), fn(layers, groups)
+        assert list(got) == expected, f"L={layers}, G={groups}: expected {expected}, got {show(got)}"
+
+
+# --- DistilBERT's cosine loss ---------------------------------------------------------------------------------
+def _hidden(seed, width=16):
+    rng = np.random.default_rng(seed)
+    return (jnp.asarray(rng.normal(size=(3, 7, width)), jnp.float32) for _ in range(2))
+
+
+def cosine_random(fn, seed):
+    """the reference's loss for random hidden states, every token real"""
+    student, teacher = _hidden(seed)
+    mask = jnp.ones((3, 7), jnp.int32)
+    close(jnp.asarray(fn(student, teacher, mask)), distillation.cosine_loss(student, teacher, mask), "loss")
+
+
+def cosine_padding_ignored(fn, seed):
+    """the reference's loss when rows are padded: padded tokens do not count"""
+    student, teacher = _hidden(seed)
+    mask = jnp.asarray(np.arange(7)[None, :] < np.array([[7], [4], [1]]), jnp.int32)
+    close(jnp.asarray(fn(student, teacher, mask)), distillation.cosine_loss(student, teacher, mask), "loss")
 
 
 SEEDS = (0, 1)
