@@ -8,10 +8,13 @@
 
 from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
 from minibert.config import BertConfig, PretrainedConfig
+from minibert.models.albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
 from minibert.models.electra import (ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel,
                                      ElectraPretrainer)
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM, ConvBertModel
+from minibert.models.deberta_v2 import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2Model
+from minibert.models.distilbert import DistilBertConfig, DistilBertForMaskedLM, DistilBertModel
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
@@ -31,8 +34,11 @@ __all__ = [
     "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForMultipleChoice", "AutoModelForNextSentencePrediction",
     "AutoModelForPreTraining", "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel",
     "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "CheckpointError", "ModelOutput",
     "ConvBertConfig", "ConvBertForMaskedLM", "ConvBertModel",
+    "DebertaV2Config", "DebertaV2ForMaskedLM", "DebertaV2Model",
+    "DistilBertConfig", "DistilBertForMaskedLM", "DistilBertModel",
     "ElectraConfig", "ElectraForMaskedLM", "ElectraForPreTraining", "ElectraModel", "ElectraPretrainer",
     "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",

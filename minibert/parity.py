@@ -32,6 +32,7 @@ OUTPUT_NAMES = {
     "pooler_output": ("pooler_output",),
     "logits": ("logits", "prediction_logits"),
     "seq_relationship_logits": ("seq_relationship_logits",),
+    "sop_logits": ("sop_logits",),
 }
 
 

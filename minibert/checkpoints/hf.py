@@ -148,8 +148,11 @@ def from_pretrained(name_or_path: str | Path, *, model_class: type | None = None
     if model_class.config_class is not type(config):
         raise ValueError(f"{model_class.__name__} expects a {model_class.config_class.model_type!r} config, "
                          f"{path} holds a {config.model_type!r} one")
+    tensors = read_state_dict(path)
+    if hasattr(model_class, "fit_config_to_checkpoint"):     # a layout the weights decide (DeBERTa's MLM head)
+        model_class.fit_config_to_checkpoint(config, tensors.keys())
     model = model_class(config, dtype=dtype, rngs=nnx.Rngs(0))
-    info = load_state_dict(model, read_state_dict(path), ignore_mismatched_sizes=ignore_mismatched_sizes)
+    info = load_state_dict(model, tensors, ignore_mismatched_sizes=ignore_mismatched_sizes)
     model.eval()
     return (model, info) if output_loading_info else model
 

@@ -11,6 +11,7 @@ module has, instead of classes registering themselves when their module happens 
     mosaic_bert    minibert.models.mosaicbert    base, masked-lm
     distilbert     minibert.models.distilbert    base, masked-lm
     albert         minibert.models.albert        base, masked-lm, pretraining (MLM + SOP)
+    deberta-v2     minibert.models.deberta_v2    base, masked-lm
 
 The fine-tuning heads (sequence-classification, token-classification, question-answering, multiple-choice) live in
 `minibert.models.finetuning`. Modules are imported when first asked for (reading a config imports every
@@ -46,11 +47,13 @@ MODULES = {
     "mosaic_bert": "minibert.models.mosaicbert",
     "distilbert": "minibert.models.distilbert",
     "albert": "minibert.models.albert",
+    "deberta-v2": "minibert.models.deberta_v2",
 }
 CONFIG_CLASSES = {"bert": "BertConfig", "mobilebert": "MobileBertConfig", "convbert": "ConvBertConfig",
                   "electra": "ElectraConfig", "roberta": "RobertaConfig", "modernbert": "ModernBertConfig",
                   "mosaic_bert": "MosaicBertConfig", "distilbert": "DistilBertConfig",
-                  "albert": "AlbertConfig"}
+                  "albert": "AlbertConfig",
+                  "deberta-v2": "DebertaV2Config"}
 FINETUNING_MODULE = "minibert.models.finetuning"
 FINETUNING_TASKS = {"sequence-classification": "ForSequenceClassification",    # task → class name suffix
                     "token-classification": "ForTokenClassification",
@@ -76,6 +79,7 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
     "mosaic_bert": {"base": "MosaicBertModel", "masked-lm": "MosaicBertForMaskedLM"},
     "distilbert": {"base": "DistilBertModel", "masked-lm": "DistilBertForMaskedLM"},
     "albert": {"base": "AlbertModel", "masked-lm": "AlbertForMaskedLM", "pretraining": "AlbertForPreTraining"},
+    "deberta-v2": {"base": "DebertaV2Model", "masked-lm": "DebertaV2ForMaskedLM"},
 }
 
 

@@ -159,10 +159,11 @@ class PreTrainedModel(nnx.Module):
         if bad.size:
             raise ValueError(f"input_ids outside the vocabulary [0, {config.vocab_size}): {sorted(set(bad.tolist()))[:10]}")
         types = getattr(config, "type_vocab_size", None)
-        if types is not None:
-            bad = token_type_ids[(token_type_ids < 0) | (token_type_ids >= types)]
+        if types is not None:            # 0: no table (DeBERTa-v3), so only the default type 0 means anything
+            bad = token_type_ids[(token_type_ids < 0) | (token_type_ids >= max(types, 1))]
             if bad.size:
-                raise ValueError(f"token_type_ids outside [0, {types}): {sorted(set(bad.tolist()))[:10]}")
+                raise ValueError(f"token_type_ids outside [0, {max(types, 1)}): {sorted(set(bad.tolist()))[:10]}"
+                                 + (" (type_vocab_size is 0: the model has no token types)" if not types else ""))
 
     @classmethod
     def from_pretrained(cls, name_or_path, **kwargs):
