@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from minibert.options import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range, range_of
 
@@ -85,13 +86,19 @@ def print_summary(args, history: list[dict], seconds: float) -> None:
     first, last = history[0], history[-1]
     print(f"\ndone in {seconds / 60:.1f} min: training loss {first['loss']:.2f} (step {first['step']}) → "
           f"{last['loss']:.2f} (step {last['step']})")
+    generator = Path(args.output) / "generator"        # replaced-token detection: the masked LM is the generator
+    rtd = generator.is_dir()
     if "eval_accuracy" in last:
         print(f"held-out MLM accuracy {last['eval_accuracy']:.3f}: the share of masked tokens, in documents the model "
-              f"never saw, that its first guess gets right\nheld-out perplexity {last['eval_perplexity']:.1f}: "
-              f"e^loss, as unsure as a fair pick among that many tokens")
-    print(f"the model: {args.output}/ — config.json, model.safetensors and the tokenizer files, a Hugging Face "
-          f"directory (minibert.from_pretrained, or transformers' AutoModelForMaskedLM)\n"
-          f"  fill masks:  minibert fill-mask --model {args.output} "
+              f"never saw, that its first guess gets right" + ("" if rtd else
+              f"\nheld-out perplexity {last['eval_perplexity']:.1f}: e^loss, as unsure as a fair pick among that many "
+              f"tokens"))
+    if rtd:
+        print(f"the discriminator (the model to fine-tune): {args.output}/; the generator, a masked LM: {generator}/")
+    else:
+        print(f"the model: {args.output}/ — config.json, model.safetensors and the tokenizer files, a Hugging Face "
+              f"directory (minibert.from_pretrained, or transformers' AutoModelForMaskedLM)")
+    print(f"  fill masks:  minibert fill-mask --model {generator if rtd else args.output} "
           f"\"An exception is [MASK] if the path does not exist.\"\n"
           f"  fine-tune:   minibert finetune --task glue --model {args.output} --train TRAIN.tsv --eval DEV.tsv "
           f"--output {args.output}-glue")

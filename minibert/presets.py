@@ -29,7 +29,8 @@ class Family:
     objectives: dict[str, str]          # objective → model class name; the first is the family's default
     sizes: dict[str, dict]              # size name → config values
     mask_rate: float = 0.15             # Devlin et al. 2019 §3.1; MosaicBERT masks 30% (Portes et al. 2023 §2.2)
-    generator_fraction: float = 0.25    # ELECTRA (Clark et al. 2020, §3.2): generator size / discriminator size
+    generator_fraction: float = 0.25    # ELECTRA (Clark et al. 2020, §3.2): generator width / discriminator width;
+                                        # DeBERTa-v3 (He et al. 2023, §5.1): generator depth / discriminator depth
     tokenizer: str = "wordpiece"        # the algorithm of a vocabulary trained for it (training/prepare.py)
     pretraining: dict = dataclasses.field(default_factory=lambda: NO_ATTENTION_DROPOUT)   # under every size
 
@@ -38,6 +39,11 @@ def _bert_sizes(**extra) -> dict[str, dict]:
     dims = {"tiny": (128, 2, 2), "mini": (256, 4, 4), "small": (512, 4, 8), "base": (768, 12, 12)}
     return {name: dict(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * h,
                        **extra) for name, (h, layers, heads) in dims.items()}
+
+
+_DEBERTA_V3 = dict(relative_attention=True, position_buckets=256, max_relative_positions=-1, share_att_key=True,
+                   norm_rel_ebd="layer_norm", pos_att_type=["p2c", "c2p"], position_biased_input=False,
+                   type_vocab_size=0, legacy=False, layer_norm_eps=1e-7, hidden_dropout_prob=0.1)
 
 
 FAMILIES = {
@@ -113,6 +119,21 @@ FAMILIES = {
                                    intermediate_size=16384),
         },
         tokenizer="unigram"),           # SentencePiece (Kudo & Richardson 2018), §4.1
+    "deberta": Family(
+        {"rtd": "DebertaV2ForReplacedTokenDetection", "mlm": "DebertaV2ForMaskedLM"},
+        {   # DeBERTa-v3 (He et al. 2023, Table 8 and the released config.json): relative positions in 256 log
+            # buckets, shared position/content projections, no absolute positions, no token types
+            name: {**values, **_DEBERTA_V3} for name, values in {
+                **_bert_sizes(),
+                "deberta-v3-xsmall": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                          intermediate_size=1536),
+                "deberta-v3-small": dict(hidden_size=768, num_hidden_layers=6, num_attention_heads=12,
+                                         intermediate_size=3072),
+                "deberta-v3-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                        intermediate_size=3072),
+            }.items()},
+        generator_fraction=0.5,         # §5.1: the generator has the discriminator's width and half its depth
+        tokenizer="unigram"),           # SentencePiece, 128K pieces in the released models
     "distilbert": Family(
         {"mlm": "DistilBertForMaskedLM"},
         {   # Sanh et al. 2019 §3: BERT's width with half its layers; distilbert-base = 6 × 768

@@ -41,4 +41,7 @@ GRADED = (
            ("layer_groups_even", "layer_groups_uneven")),
     Graded("cosine_loss", "minibert/distillation.py", "cosine_loss", "Sanh et al. 2019 §3 (DistilBERT)",
            ("cosine_random", "cosine_padding_ignored")),
+    Graded("make_log_bucket_position", "minibert/nn/relative_position.py", "make_log_bucket_position",
+           "He et al. 2021 §3.1 (DeBERTa); v2's log buckets",
+           ("log_buckets_near_positions", "log_buckets_far_positions")),
 )

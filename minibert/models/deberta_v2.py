@@ -8,6 +8,8 @@ He, Liu, Gao & Chen, "DeBERTa: Decoding-enhanced BERT with Disentangled Attentio
                                                                            nn/relative_position.py
           one relative embedding table P (2k, hidden) for every layer, `encoder.rel_embeddings` (+ LayerNorm when
           `norm_rel_ebd` says "layer_norm"); v3 shares the content projections with P (`share_att_key`)
+    v3    ELECTRA's replaced-token detection with gradient-disentangled embedding sharing (GDES, nn/gdes.py):
+          DebertaV2ForReplacedTokenDetection, DebertaV3Pretrainer
     §3.2  no absolute positions in the layers: `position_biased_input` False adds none to the embeddings
     v2    an optional convolution beside the first layer (`conv_kernel_size` > 0, deberta-v2-xlarge): ConvLayer
 The layers are BERT's otherwise: h = LN(x + W_O attention), out = LN(h + FFN(h)), HF's names
@@ -31,9 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from minibert import losses
+from minibert import losses, rtd
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
+from minibert.models.electra import ElectraPretrainer
 from minibert.models.heads import select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.nn.activations import activation
@@ -41,6 +44,7 @@ from minibert.nn.disentangled_attention import POSITION_TERMS, DisentangledSelfA
 from minibert.nn.dynamic_conv import unfold_spans
 from minibert.nn.embeddings import Embedding
 from minibert.nn.feedforward import Intermediate, PostNormOutput
+from minibert.nn.gdes import GradientDisentangledEmbedding
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
 from minibert.nn.relative_position import build_relative_position
@@ -409,3 +413,84 @@ class DebertaV2ForMaskedLM(_DebertaV2PreTrainedModel):
         head = self.cls.predictions if self.lm_predictions is None else self.lm_predictions.lm_head
         logits = head(scored, self.deberta.embeddings.word_embeddings.weight[...])
         return out.replace(logits=logits, loss=None if labels is None else losses.masked_lm_loss(logits, labels))
+
+
+class LMMaskPredictionHead(nnx.Module):
+    """The authors' replaced-token head (DeBERTa's `ReplacedTokenDetectionModel.mask_predictions`): each token's
+    state plus the [CLS] state, LayerNorm, dense, act, one logit. (batch, seq, hidden) → (batch, seq)."""
+
+    def __init__(self, config: DebertaV2Config, *, dtype, rngs: nnx.Rngs):
+        c = config
+        self.LayerNorm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
+        self.dense = Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.act = activation(c.hidden_act)
+        self.classifier = Linear(c.hidden_size, 1, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        h = self.LayerNorm(hidden[:, :1] + hidden)                                  # LN(h_[CLS] + h_t)
+        return self.classifier(self.act(self.dense(h)))[..., 0]
+
+
+class DebertaV2ForReplacedTokenDetection(_DebertaV2PreTrainedModel):
+    """DeBERTa-v3's discriminator: logits (batch, seq), > 0 = "replaced"; loss = replaced-token detection
+    (binary cross-entropy over real tokens) given `labels` (batch, seq), 1 = replaced. Its head's keys are the
+    released v3 checkpoints' `mask_predictions.*` (transformers has no such class and drops them)."""
+
+    base_model_prefix = "deberta"
+
+    def __init__(self, config: DebertaV2Config, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        rngs = rngs or nnx.Rngs(0)
+        self.config = config
+        self.deberta = DebertaV2Model(config, dtype=dtype, rngs=rngs)
+        self.mask_predictions = LMMaskPredictionHead(config, dtype=dtype, rngs=rngs)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None):
+        out = self.deberta.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states)
+        logits = self.mask_predictions(out.last_hidden_state)
+        loss = None if labels is None else losses.replaced_token_detection_loss(logits, labels, attention_mask)
+        return out.replace(logits=logits, loss=loss)
+
+
+class DebertaV3Pretrainer(ElectraPretrainer):
+    """DeBERTa-v3's pretraining (He et al. 2023): ELECTRA's replaced-token detection (`rtd.py`, this class's
+    `__call__` and loss are ELECTRA's pretrainer's) with a generator of the discriminator's width and half its depth
+    (§5.1), and gradient-disentangled embedding sharing (`nn/gdes.py`): the discriminator reads
+    E_D = sg(E_G) + E_Δ, so only the generator's MLM loss moves the shared table.
+
+        pretrainer = DebertaV3Pretrainer.from_config(discriminator_config, 0.5)
+        out = pretrainer(masked_ids, attention_mask, token_type_ids, labels=mlm_labels, key=key)
+
+    `save_pretrained` writes the discriminator with its table E_G + E_Δ, a plain DeBERTa checkpoint."""
+
+    def __init__(self, generator: DebertaV2ForMaskedLM, discriminator: DebertaV2ForReplacedTokenDetection, *,
+                 rtd_weight: float = rtd.RTD_WEIGHT):
+        g, d = generator.config, discriminator.config
+        differ = [f"{f}: generator {getattr(g, f)}, discriminator {getattr(d, f)}"
+                  for f in ("vocab_size", "embedding_size", "pad_token_id") if getattr(g, f) != getattr(d, f)]
+        if differ:
+            raise ValueError("generator and discriminator cannot share token embeddings:\n  " + "\n  ".join(differ))
+        tables = discriminator.deberta.embeddings
+        tables.word_embeddings = GradientDisentangledEmbedding(generator.deberta.embeddings.word_embeddings)
+        self.generator, self.discriminator, self.rtd_weight = generator, discriminator, rtd_weight
+
+    @classmethod
+    def from_config(cls, discriminator: DebertaV2Config, generator_fraction: float, *, dtype=jnp.float32,
+                    rngs: nnx.Rngs | None = None) -> DebertaV3Pretrainer:
+        """A fresh pair; the generator keeps the discriminator's width with `generator_fraction` of its layers."""
+        rngs = rngs or nnx.Rngs(0)
+        layers = max(1, round(discriminator.num_hidden_layers * generator_fraction))
+        generator = dataclasses.replace(discriminator, num_hidden_layers=layers)
+        return cls(DebertaV2ForMaskedLM(generator, dtype=dtype, rngs=rngs),
+                   DebertaV2ForReplacedTokenDetection(discriminator, dtype=dtype, rngs=rngs))
+
+    def save_pretrained(self, path) -> None:
+        """The discriminator, its token table E_G + E_Δ, to `path`; the generator to `path/generator`."""
+        tables = self.discriminator.deberta.embeddings
+        shared = tables.word_embeddings
+        merged = Embedding(*shared.delta.shape, padding_idx=shared.padding_idx, dtype=shared.dtype, rngs=nnx.Rngs(0))
+        merged.weight.set_value(shared.merged())
+        tables.word_embeddings = merged
+        try:
+            super().save_pretrained(path)
+        finally:
+            tables.word_embeddings = shared

@@ -29,6 +29,7 @@ from flax import nnx
 
 from minibert import presets
 from minibert.models import auto
+from minibert.models.deberta_v2 import DebertaV3Pretrainer
 from minibert.models.electra import ElectraPretrainer
 from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
 from minibert.options import AT_LEAST_0, AT_LEAST_1, OPEN_UNIT, Range, bounded, check
@@ -136,8 +137,9 @@ def build(config: PretrainConfig):
     check_length(config.seq_len, p.model_config)                   # (RoBERTa's longest input follows the pad id)
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
-    if p.objective == "rtd":  # ELECTRA: generator + discriminator sharing their embeddings
-        model = ElectraPretrainer.from_config(p.model_config, p.family.generator_fraction, dtype=dtype, rngs=rngs)
+    if p.objective == "rtd":  # generator + discriminator sharing their embeddings (ELECTRA), or their GDES (DeBERTa)
+        pretrainer = DebertaV3Pretrainer if config.family == "deberta" else ElectraPretrainer
+        model = pretrainer.from_config(p.model_config, p.family.generator_fraction, dtype=dtype, rngs=rngs)
     else:
         model = p.model_class(p.model_config, dtype=dtype, rngs=rngs)
     set_attention_implementation(model, p.attention)

@@ -60,7 +60,8 @@ def test_eight_devices_give_the_same_losses_as_one(corpus_and_vocab, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family, objective", [("bert", "mlm+nsp"), ("bert", "mlm"), ("albert", "mlm+sop")])
+@pytest.mark.parametrize("family, objective", [("bert", "mlm+nsp"), ("bert", "mlm"), ("albert", "mlm+sop"),
+                                               ("deberta", "rtd")])
 def test_killed_and_resumed_run_equals_uninterrupted_run(prepared, tmp_path, family, objective):
     steps, half = 24, 12
     chosen = ("--save-every", str(half), "--objective", objective, "--family", family)

@@ -19,7 +19,7 @@ from minibert import distillation
 from minibert.course.graded import GRADED
 from minibert.losses import IGNORE_INDEX
 from minibert.models import albert
-from minibert.nn import alibi, attention, dynamic_conv, rope
+from minibert.nn import alibi, attention, dynamic_conv, relative_position, rope
 from minibert.tokenization import wordpiece
 from minibert.training import masking
 
@@ -277,6 +277,34 @@ def cosine_padding_ignored(fn, seed):
     student, teacher = _hidden(seed)
     mask = jnp.asarray(np.arange(7)[None, :] < np.array([[7], [4], [1]]), jnp.int32)
     close(jnp.asarray(fn(student, teacher, mask)), distillation.cosine_loss(student, teacher, mask), "loss")
+
+
+# --- DeBERTa's log buckets ------------------------------------------------------------------------------------
+def log_buckets_near_positions(fn):
+    """δ itself for |δ| ≤ bucket_size / 2 (256/512, 32/128, 8/64)"""
+    for buckets, longest in ((256, 512), (32, 128), (8, 64)):
+        delta = np.arange(-(buckets // 2), buckets // 2 + 1)
+        got = np.asarray(fn(delta, buckets, longest))
+        assert got.tolist() == delta.tolist(), f"buckets {buckets}: expected δ itself, got {show(got)}"
+
+
+def log_buckets_far_positions(fn):
+    """the reference's buckets for |δ| up to 4 × max_position (256/512, 32/128, 8/64), odd in δ; where the log
+    ratio is an integer to float32 rounding, either neighbouring bucket"""
+    for buckets, longest in ((256, 512), (32, 128), (8, 64)):
+        delta = np.arange(-4 * longest, 4 * longest + 1)
+        expected = relative_position.make_log_bucket_position(delta, buckets, longest)
+        got = np.asarray(fn(delta, buckets, longest))
+        if got.shape != expected.shape:
+            raise AssertionError(f"buckets {buckets}: expected an array of shape {expected.shape}, got {show(got)}")
+        mid = buckets // 2
+        ratio = np.log(np.maximum(np.abs(delta), 1) / mid) / np.log((longest - 1) / mid) * (mid - 1)
+        tie = np.abs(ratio - np.round(ratio)) < 1e-4
+        wrong = (got != expected) & ~(tie & (np.abs(got - expected) == 1))
+        if wrong.any():
+            at = int(np.flatnonzero(wrong)[0])
+            raise AssertionError(f"buckets {buckets}, max_position {longest}, δ = {delta[at]}: expected "
+                                 f"{expected[at]}, got {got[at]}")
 
 
 SEEDS = (0, 1)
