@@ -1,8 +1,11 @@
 """Model configurations: one dataclass per family, read from and written to Hugging Face `config.json`.
 
-A config holds the hyper-parameters of the architecture and nothing else. Keys of a `config.json`
-that the family does not use (`transformers_version`, `id2label`, ...) are kept in `extra` and written
-back unchanged, so a Hugging Face directory survives a round trip through minibert.
+A config holds the hyper-parameters of the architecture and the labels of its task heads, as transformers' does:
+`id2label` / `label2id` (LABEL_0, LABEL_1 when config.json names none), `num_labels` (their count) and
+`problem_type`, on every family's config. Keys of a `config.json` that the family does not use
+(`transformers_version`, ...) are kept in `extra` and written back unchanged, so a Hugging Face directory survives
+a round trip through minibert. Older dialects are converted when read (`from_dict`): a bare `num_labels` or
+`_num_labels` (transformers 4) becomes LABEL_0 … LABEL_{n−1}, and id2label's string keys (JSON's) become ints.
 
 As in transformers, any config can be created, written and read back; whether it describes a model that can be
 built is checked when one is built: each family's bare encoder calls `config.validate()` (field types, then the
@@ -28,7 +31,14 @@ class PretrainedConfig:
     model_type: ClassVar[str] = ""
 
     architectures: list[str] | None = None
+    id2label: dict[int, str] = dataclasses.field(default_factory=lambda: default_labels(DEFAULT_NUM_LABELS))
+    label2id: dict[str, int] = dataclasses.field(default_factory=lambda: inverse(default_labels(DEFAULT_NUM_LABELS)))
+    problem_type: str | None = None   # "regression", "single_label_classification", "multi_label_classification"
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
 
     @classmethod
     def claims(cls, values: dict[str, Any]) -> bool:
@@ -37,6 +47,7 @@ class PretrainedConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PretrainedConfig:
+        values = _labels_from_json(values)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in values.items() if k in names}
         extra = {k: v for k, v in values.items() if k not in names and k != "model_type"}
@@ -61,8 +72,9 @@ class PretrainedConfig:
         return getattr(self, "max_position_embeddings", None)
 
     def to_dict(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return {**self.extra, **values, "model_type": self.model_type}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("extra", "id2label", "label2id", "problem_type")}
+        return {**self.extra, **values, **_labels_to_json(self), "model_type": self.model_type}
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> PretrainedConfig:
@@ -73,33 +85,63 @@ class PretrainedConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-# ---- labels of the task heads: Hugging Face's keys in `extra` -------------------------------------------------
+# ---- labels of the task heads, as transformers keeps them ---------------------------------------------------
 
 DEFAULT_NUM_LABELS = 2  # transformers' default when a config names no labels
 
 
-def id2label(config) -> dict[int, str]:
-    """{class id: name} from config.json's `id2label`, else LABEL_0 … LABEL_{n−1}."""
-    names = config.extra.get("id2label")
-    if names:
-        return {int(i): name for i, name in names.items()}
-    n = int(config.extra.get("num_labels", config.extra.get("_num_labels", DEFAULT_NUM_LABELS)))
+def default_labels(n: int) -> dict[int, str]:
+    """{i: "LABEL_i"} for n classes: transformers' names when none are given."""
     return {i: f"LABEL_{i}" for i in range(n)}
 
 
+def inverse(id2label: dict[int, str]) -> dict[str, int]:
+    """label2id of an id2label."""
+    return {name: i for i, name in id2label.items()}
+
+
+def _labels_from_json(values: dict[str, Any]) -> dict[str, Any]:
+    """config.json's labels as the config fields hold them: `id2label` keyed by int (JSON keys are strings); a bare
+    `num_labels` or transformers 4's `_num_labels` (without `id2label`) as LABEL_0 … LABEL_{n−1}; `label2id` the
+    inverse of `id2label` when absent; null labels as none given (transformers/configuration_utils.py,
+    `PreTrainedConfig.__post_init__`)."""
+    count = values.get("num_labels", values.get("_num_labels"))
+    names, label2id = values.get("id2label"), values.get("label2id")
+    values = {k: v for k, v in values.items() if k not in ("num_labels", "_num_labels", "id2label", "label2id")}
+    if names is None and count is None:
+        return values
+    names = default_labels(int(count)) if names is None else {int(i): name for i, name in names.items()}
+    label2id = inverse(names) if label2id is None else label2id
+    return {**values, "id2label": names, "label2id": label2id}
+
+
+def _labels_to_json(config) -> dict[str, Any]:
+    """The labels as transformers writes them: `id2label` keyed by strings, and, as its `to_diff_dict`, nothing at
+    the defaults (two unnamed labels, no problem_type)."""
+    default = default_labels(DEFAULT_NUM_LABELS)
+    labels = {}
+    if config.id2label != default or config.label2id != inverse(default):
+        labels = {"id2label": {str(i): name for i, name in config.id2label.items()}, "label2id": config.label2id}
+    if config.problem_type is not None:
+        labels["problem_type"] = config.problem_type
+    return labels
+
+
+def id2label(config) -> dict[int, str]:
+    """{class id: name}: `config.id2label`."""
+    return config.id2label
+
+
 def num_labels(config) -> int:
-    return len(id2label(config))
+    return config.num_labels
 
 
 def set_labels(config, names: list[str]) -> None:
-    """Write `id2label` / `label2id` (Hugging Face's keys) for the class names, in id order."""
+    """Name the classes, in id order: `id2label` and `label2id` (Hugging Face's keys)."""
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"label names must be unique and non-empty, got {names}")
-    for key in ("num_labels", "_num_labels"):
-        config.extra.pop(key, None)
-    config.extra["id2label"] = {str(i): name for i, name in enumerate(names)}
-    config.extra["label2id"] = {name: i for i, name in enumerate(names)}
-
+    config.id2label = dict(enumerate(names))
+    config.label2id = inverse(config.id2label)
 
 
 def _matches(value, hint) -> bool:
@@ -140,6 +182,7 @@ class BertConfig(PretrainedConfig):
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     tie_word_embeddings: bool = True
+    classifier_dropout: float | None = None   # the task heads' dropout; None: hidden_dropout_prob
 
     def validate(self) -> None:
         super().validate()

@@ -105,6 +105,11 @@ class PreTrainedModel(nnx.Module):
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, **targets):
         raise NotImplementedError
 
+    @property
+    def base_model(self) -> PreTrainedModel:
+        """The bare encoder under `base_model_prefix` (`model.bert`, ...), or the model itself when it is one."""
+        return getattr(self, self.base_model_prefix, self)
+
     @classmethod
     def batch_fields(cls) -> tuple[str, ...]:
         """The batch fields this model takes (`training.batch.model_inputs` passes these): input_ids,

@@ -16,8 +16,9 @@ from flax import nnx
 from minibert import losses
 from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import NextSentencePredictionHead, Pooler, PreTrainingHeads, select_masked
+from minibert.models.heads import Pooler, PreTrainingHeads, select_masked
 from minibert.models.outputs import ModelOutput
+from minibert.models.task_heads import NextSentencePrediction
 from minibert.nn.attention import MultiHeadSelfAttention, padding_mask
 from minibert.nn.embeddings import Embeddings
 from minibert.nn.feedforward import Intermediate, PostNormOutput
@@ -140,23 +141,8 @@ class BertForPreTraining(_BertWithHeads):
     nsp = True
 
 
-class BertForNextSentencePrediction(PreTrainedModel):
+class BertForNextSentencePrediction(NextSentencePrediction):
     """BERT with the NSP head only (§3.1, task #2): logits (batch, 2), class 0 = "B follows A";
     loss = cross-entropy given `labels` (batch,)."""
 
-    config_class = BertConfig
-    base_model_prefix = "bert"
-
-    def __init__(self, config: BertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
-        rngs = rngs or nnx.Rngs(0)
-        self.config = config
-        self.bert = BertModel(config, dtype=dtype, rngs=rngs)
-        self.cls = NextSentencePredictionHead(config.hidden_size, init_std=config.initializer_range, dtype=dtype,
-                                              rngs=rngs)
-
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                inputs_embeds=None):
-        out = self.bert.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
-                                inputs_embeds=inputs_embeds)
-        logits = self.cls(out.pooler_output)
-        return out.replace(logits=logits, loss=None if labels is None else losses.next_sentence_loss(logits, labels))
+    config_class, base_model_prefix, backbone = BertConfig, "bert", BertModel

@@ -6,7 +6,7 @@ Jiang et al., "ConvBERT: Improving BERT with Span-based Dynamic Convolution" (Ne
           many convolution heads; the two halves are concatenated                          → ConvBertSelfAttention
     §3.4  grouped feed-forward: both FFN layers split into `num_groups` blocks             → nn/grouped_linear.py
     ELECTRA-style embeddings of width `embedding_size`, projected to `hidden_size` (`embeddings_project`) when
-    they differ; the masked-LM head is ELECTRA's generator head (`generator_predictions`, `generator_lm_head`).
+    they differ; the masked-LM head is ELECTRA's generator head (`generator_predictions`, `generator_lm_head`), reused.
 Everything else is BERT (post-LN layers, the same embeddings), and is reused from models/bert.py.
 Module attribute names are Hugging Face's, so `convbert.encoder.layer.0.attention.self.conv_kernel_layer.weight`
 is both a path in this module tree and a key in a `transformers` checkpoint.
@@ -23,16 +23,18 @@ from minibert import losses
 from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertAttention, BertEncoder, BertLayer
-from minibert.models.heads import PredictionHeadTransform, select_masked
+from minibert.models.electra import ElectraGeneratorPredictions
+from minibert.models.heads import select_masked
 from minibert.models.outputs import ModelOutput
 from minibert.nn.activations import activation
 from minibert.nn.attention import dot_product_attention, padding_bias
 from minibert.nn.dynamic_conv import SeparableConv1D, span_based_dynamic_convolution
-from minibert.nn.embeddings import Embeddings
+from minibert.nn.embeddings import EmbeddingProjection, Embeddings
 from minibert.nn.feedforward import Intermediate, PostNormOutput
 from minibert.nn.grouped_linear import GroupedLinear
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
+from minibert.nn.tied_decoder import TiedDecoder
 
 
 @dataclasses.dataclass
@@ -175,42 +177,14 @@ class ConvBertModel(PreTrainedModel):
                                      type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps,
                                      dropout=c.hidden_dropout_prob, pad_token_id=c.pad_token_id,
                                      init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.embeddings_project = (Linear(c.embedding_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype,
-                                          rngs=rngs) if c.embedding_size != c.hidden_size else None)
+        self.embeddings_project = EmbeddingProjection(c.embedding_size, c.hidden_size, init_std=c.initializer_range,
+                                                      dtype=dtype, rngs=rngs)
         self.encoder = ConvBertEncoder(c, dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, inputs_embeds=None):
-        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)              # (batch, seq, embedding_size)
-        if self.embeddings_project is not None:
-            x = self.embeddings_project(x)
+        x = self.embeddings_project(self.embeddings(input_ids, token_type_ids, inputs_embeds))  # (batch, seq, hidden)
         last, states = self.encoder(x, padding_bias(attention_mask))
         return ModelOutput(last_hidden_state=last, hidden_states=states if output_hidden_states else None)
-
-
-class ConvBertGeneratorPredictions(PredictionHeadTransform):
-    """LayerNorm(GELU(W h + b)) down to the embedding width (HF `ConvBertGeneratorPredictions`, ELECTRA's
-    generator head). Exact GELU whatever `hidden_act` says. (batch, seq, hidden) → (batch, seq, embedding_size)."""
-
-    def __init__(self, config: ConvBertConfig, *, dtype, rngs: nnx.Rngs):
-        c = config
-        self.dense = Linear(c.hidden_size, c.embedding_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.act = activation("gelu")
-        self.LayerNorm = LayerNorm(c.embedding_size, eps=c.layer_norm_eps, dtype=dtype)
-
-
-class GeneratorLMHead(nnx.Module):
-    """logits = h Eᵀ + bias: E is the word-embedding matrix (tied) or, when `tie_word_embeddings` is false, the
-    head's own `weight` (vocab, embedding_size). (batch, seq, embedding_size) → (batch, seq, vocab)."""
-
-    def __init__(self, embedding_size: int, vocab_size: int, *, tied: bool, init_std: float = 0.02,
-                 rngs: nnx.Rngs):
-        self.weight = None if tied else nnx.Param(
-            init_std * jax.random.normal(rngs.params(), (vocab_size, embedding_size), jnp.float32))
-        self.bias = nnx.Param(jnp.zeros((vocab_size,), jnp.float32))
-
-    def __call__(self, h: jax.Array, word_embeddings: jax.Array) -> jax.Array:
-        weight = word_embeddings if self.weight is None else self.weight[...]
-        return jnp.einsum("...e,ve->...v", h, weight.astype(h.dtype)) + self.bias[...].astype(h.dtype)
 
 
 class ConvBertForMaskedLM(PreTrainedModel):
@@ -227,9 +201,9 @@ class ConvBertForMaskedLM(PreTrainedModel):
         c = config
         self.config = config
         self.convbert = ConvBertModel(c, dtype=dtype, rngs=rngs)
-        self.generator_predictions = ConvBertGeneratorPredictions(c, dtype=dtype, rngs=rngs)
-        self.generator_lm_head = GeneratorLMHead(c.embedding_size, c.vocab_size, tied=c.tie_word_embeddings,
-                                                 init_std=c.initializer_range, rngs=rngs)
+        self.generator_predictions = ElectraGeneratorPredictions(c, dtype=dtype, rngs=rngs)
+        self.generator_lm_head = TiedDecoder(c.embedding_size, c.vocab_size, tied=c.tie_word_embeddings,
+                                             init_std=c.initializer_range, dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
                 masked_positions=None, inputs_embeds=None):

@@ -25,12 +25,14 @@ from minibert import losses, rtd
 from minibert.config import BertConfig
 from minibert.models.base import PreTrainedModel, signature_fields
 from minibert.models.bert import BertEncoder
+from minibert.models.heads import PredictionHeadTransform
 from minibert.models.outputs import ModelOutput
 from minibert.nn.activations import activation
 from minibert.nn.attention import padding_mask
-from minibert.nn.embeddings import Embeddings
+from minibert.nn.embeddings import EmbeddingProjection, Embeddings
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
+from minibert.nn.tied_decoder import TiedDecoder
 
 
 @dataclasses.dataclass
@@ -62,39 +64,19 @@ class ElectraDiscriminatorPredictions(nnx.Module):
         return self.dense_prediction(self.activation(self.dense(hidden)))[..., 0]
 
 
-class ElectraGeneratorPredictions(nnx.Module):
+class ElectraGeneratorPredictions(PredictionHeadTransform):
     """The generator's MLM transform: LayerNorm(gelu(W h + b)), (batch, seq, hidden) → (batch, seq, embedding_size).
 
-    Down to the embedding size, so that the output layer can be the (tied) token embedding matrix. The
-    activation is the exact GELU whatever `hidden_act` says, as Hugging Face's `ElectraGeneratorPredictions`
-    has it (the original code uses `hidden_act`, which is "gelu" in every released configuration)."""
+    Down to the embedding size, so that the output layer can be the (tied) token embedding matrix
+    (`generator_lm_head`, a `TiedDecoder`). The activation is the exact GELU whatever `hidden_act` says, as Hugging
+    Face's `ElectraGeneratorPredictions` has it (the original code uses `hidden_act`, which is "gelu" in every
+    released configuration). ConvBERT's generator head is this one (HF `ConvBertGeneratorPredictions`)."""
 
     def __init__(self, config: ElectraConfig, *, dtype, rngs: nnx.Rngs):
         c = config
         self.dense = Linear(c.hidden_size, c.embedding_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.activation = activation("gelu")
+        self.act = activation("gelu")
         self.LayerNorm = LayerNorm(c.embedding_size, eps=c.layer_norm_eps, dtype=dtype)
-
-    def __call__(self, hidden: jax.Array) -> jax.Array:
-        return self.LayerNorm(self.activation(self.dense(hidden)))
-
-
-class ElectraGeneratorLMHead(nnx.Module):
-    """The generator's softmax layer: logits = h Eᵀ + b, (batch, seq, embedding_size) → (batch, seq, vocab).
-
-    E is the token embedding matrix when `tie_word_embeddings` (tied as in BERT; HF then stores only
-    `generator_lm_head.bias`), else the head's own `weight` of shape (vocab, embedding_size)."""
-
-    def __init__(self, config: ElectraConfig, *, dtype, rngs: nnx.Rngs):
-        c = config
-        self.weight = None if c.tie_word_embeddings else nnx.Param(
-            c.initializer_range * jax.random.normal(rngs.params(), (c.vocab_size, c.embedding_size), jnp.float32))
-        self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
-        self.dtype = dtype
-
-    def __call__(self, h: jax.Array, word_embeddings: jax.Array) -> jax.Array:
-        table = word_embeddings if self.weight is None else self.weight[...]
-        return jnp.einsum("...e,ve->...v", h, table.astype(self.dtype)) + self.bias[...].astype(self.dtype)
 
 
 class ElectraModel(PreTrainedModel):
@@ -115,14 +97,12 @@ class ElectraModel(PreTrainedModel):
                                      type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps,
                                      dropout=c.hidden_dropout_prob, pad_token_id=c.pad_token_id,
                                      init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.embeddings_project = Linear(c.embedding_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype,
-                                         rngs=rngs) if c.embedding_size != c.hidden_size else None
+        self.embeddings_project = EmbeddingProjection(c.embedding_size, c.hidden_size, init_std=c.initializer_range,
+                                                      dtype=dtype, rngs=rngs)
         self.encoder = BertEncoder(c, dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, inputs_embeds=None):
-        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)   # (batch, seq, embedding_size)
-        if self.embeddings_project is not None:
-            x = self.embeddings_project(x)                              # (batch, seq, hidden)
+        x = self.embeddings_project(self.embeddings(input_ids, token_type_ids, inputs_embeds))  # (batch, seq, hidden)
         last, states = self.encoder(x, padding_mask(attention_mask))
         return ModelOutput(last_hidden_state=last, hidden_states=states if output_hidden_states else None)
 
@@ -162,7 +142,9 @@ class ElectraForMaskedLM(PreTrainedModel):
         self.config = config
         self.electra = ElectraModel(config, dtype=dtype, rngs=rngs)
         self.generator_predictions = ElectraGeneratorPredictions(config, dtype=dtype, rngs=rngs)
-        self.generator_lm_head = ElectraGeneratorLMHead(config, dtype=dtype, rngs=rngs)
+        self.generator_lm_head = TiedDecoder(config.embedding_size, config.vocab_size,
+                                             tied=config.tie_word_embeddings, init_std=config.initializer_range,
+                                             dtype=dtype, rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
                 inputs_embeds=None):

@@ -11,6 +11,7 @@ from flax import nnx
 from minibert.nn.activations import activation
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
+from minibert.nn.tied_decoder import TiedDecoder
 
 
 class Pooler(nnx.Module):
@@ -43,15 +44,13 @@ class MaskedLMHead(nnx.Module):
     def __init__(self, hidden_size: int, vocab_size: int, act: str, *, eps: float, tied: bool = True,
                  init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
         self.transform = PredictionHeadTransform(hidden_size, act, eps=eps, init_std=init_std, dtype=dtype, rngs=rngs)
-        self.decoder = None if tied else Linear(hidden_size, vocab_size, use_bias=False, init_std=init_std,
-                                                dtype=dtype, rngs=rngs)
+        self.decoder = TiedDecoder(hidden_size, vocab_size, tied=tied, use_bias=False, init_std=init_std, dtype=dtype,
+                                   rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((vocab_size,), jnp.float32))
 
     def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.transform(hidden)
-        if self.decoder is not None:
-            return self.decoder(h) + self.bias[...].astype(h.dtype)
-        return jnp.einsum("...d,vd->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
+        return self.decoder(h, word_embeddings) + self.bias[...].astype(h.dtype)
 
 
 class PreTrainingHeads(nnx.Module):

@@ -23,13 +23,15 @@ from flax import nnx
 from minibert import losses
 from minibert.config import PretrainedConfig
 from minibert.models.base import PreTrainedModel
-from minibert.models.heads import NextSentencePredictionHead, Pooler, PredictionHeadTransform, select_masked
+from minibert.models.heads import Pooler, PredictionHeadTransform, select_masked
 from minibert.models.outputs import ModelOutput
+from minibert.models.task_heads import NextSentencePrediction
 from minibert.nn.attention import padding_mask
 from minibert.nn.bottleneck import (Bottleneck, BottleneckOutput, BottleneckSelfAttention, FactorizedEmbeddings,
                                     ResidualProjection)
 from minibert.nn.feedforward import Intermediate
 from minibert.nn.linear import Linear
+from minibert.nn.tied_decoder import TiedDecoder
 
 # The reference builds the embedding norm and each block's FFN-output norm without passing `eps`: under
 # normalization_type="layer_norm" they use torch's default 1e-5, every other norm `layer_norm_eps`.
@@ -68,15 +70,17 @@ class MobileBertConfig(PretrainedConfig):
     num_feedforward_networks: int = 4
     normalization_type: str = "no_norm"
     classifier_activation: bool = True
-    classifier_dropout: float | None = None
+    classifier_dropout: float | None = None   # the task heads' dropout; None: hidden_dropout_prob
     tie_word_embeddings: bool = True
 
     @property
     def true_hidden_size(self) -> int:
         return self.intra_bottleneck_size if self.use_bottleneck else self.hidden_size
 
-    def __post_init__(self):
-        self.extra.pop("true_hidden_size", None)  # derived (see the class docstring)
+    @classmethod
+    def from_dict(cls, values):
+        """config.json's `true_hidden_size` is derived (see the class docstring): not read."""
+        return super().from_dict({k: v for k, v in values.items() if k != "true_hidden_size"})
 
     def validate(self) -> None:
         super().validate()
@@ -212,12 +216,13 @@ class MobileBertModel(PreTrainedModel):
 
 
 class MobileBertLMPredictionHead(nnx.Module):
-    """logits = transform(h) [Eᵀ; D] + b: (batch, seq, hidden) → (batch, seq, vocab).
+    """logits = transform(h) [Eᵀ; D] + b = h_{:E} Eᵀ + h_{E:} D + b: (batch, seq, hidden) → (batch, seq, vocab).
 
-    E is the (vocab, embedding_size) word-embedding matrix (or, untied, `decoder.weight`); D is
-    `dense.weight`, (hidden − embedding_size, vocab), used *untransposed* exactly as the reference stores it,
-    so the decoder reaches all `hidden` features though the table is narrower. The bias is `bias` when tied,
-    `decoder.bias` when untied (the reference then leaves `bias` unused; it is kept so checkpoints fit)."""
+    E is the (vocab, embedding_size) word-embedding matrix (or, untied, `decoder.weight`), applied by a
+    `TiedDecoder` to the first embedding_size features; D is `dense.weight`, (hidden − embedding_size, vocab), used
+    *untransposed* exactly as the reference stores it, on the other features, so the decoder reaches all `hidden`
+    features though the table is narrower. The bias is `bias` when tied, `decoder.bias` when untied (the reference
+    then leaves `bias` unused; it is kept so checkpoints fit)."""
 
     def __init__(self, config: MobileBertConfig, *, dtype, rngs: nnx.Rngs):
         c = config
@@ -227,15 +232,16 @@ class MobileBertLMPredictionHead(nnx.Module):
         linear = dict(init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.transform = PredictionHeadTransform(c.hidden_size, c.hidden_act, eps=c.layer_norm_eps, **linear)
         self.dense = Linear(c.vocab_size, extra, use_bias=False, **linear)  # only its weight is used, as a matrix
-        self.decoder = None if c.tie_word_embeddings else Linear(c.embedding_size, c.vocab_size, **linear)
+        self.decoder = TiedDecoder(c.embedding_size, c.vocab_size, tied=c.tie_word_embeddings,
+                                   use_bias=not c.tie_word_embeddings, **linear)
         self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
+        self.embedding_size = c.embedding_size
 
     def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.transform(hidden)
-        table, bias = ((word_embeddings, self.bias) if self.decoder is None
-                       else (self.decoder.weight[...], self.decoder.bias))
-        weight = jnp.concatenate([table.T, self.dense.weight[...]], axis=0).astype(h.dtype)  # (hidden, vocab)
-        return jnp.einsum("...h,hv->...v", h, weight) + bias[...].astype(h.dtype)
+        e = self.embedding_size
+        logits = self.decoder(h[..., :e], word_embeddings) + h[..., e:] @ self.dense.weight[...].astype(h.dtype)
+        return logits if self.decoder.bias is not None else logits + self.bias[...].astype(h.dtype)  # untied: its own
 
 
 class MobileBertPreTrainingHeads(nnx.Module):
@@ -288,23 +294,8 @@ class MobileBertForPreTraining(_MobileBertWithHeads):
     nsp = True
 
 
-class MobileBertForNextSentencePrediction(PreTrainedModel):
+class MobileBertForNextSentencePrediction(NextSentencePrediction):
     """MobileBERT with the NSP head only: logits (batch, 2) = `cls.seq_relationship`(pooler_output), class 0 =
     "B follows A"; loss = cross-entropy given `labels` (batch,)."""
 
-    config_class = MobileBertConfig
-    base_model_prefix = "mobilebert"
-
-    def __init__(self, config: MobileBertConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
-        rngs = rngs or nnx.Rngs(0)
-        self.config = config
-        self.mobilebert = MobileBertModel(config, dtype=dtype, rngs=rngs)
-        self.cls = NextSentencePredictionHead(config.hidden_size, init_std=config.initializer_range, dtype=dtype,
-                                              rngs=rngs)
-
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                inputs_embeds=None):
-        out = self.mobilebert.forward(input_ids, attention_mask, token_type_ids,
-                                      output_hidden_states=output_hidden_states, inputs_embeds=inputs_embeds)
-        logits = self.cls(out.pooler_output)
-        return out.replace(logits=logits, loss=None if labels is None else losses.next_sentence_loss(logits, labels))
+    config_class, base_model_prefix, backbone = MobileBertConfig, "mobilebert", MobileBertModel

@@ -53,10 +53,12 @@ from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
 from minibert.nn.packing import Unpadded, check_capacity, default_positions, pack, repad, unpad
 from minibert.nn.rope import apply_rotary
+from minibert.nn.tied_decoder import TiedDecoder
 
 FULL, SLIDING = "full_attention", "sliding_attention"
 # the `config.json` keys transformers 4.x wrote for each layer type's RoPE θ, and their defaults (§2.1.2)
 LEGACY_ROPE_THETA = {FULL: ("global_rope_theta", 160_000.0), SLIDING: ("local_rope_theta", 10_000.0)}
+GLOBAL_EVERY = 3  # §2.1.2: every third layer attends globally (transformers 4.x's `global_attn_every_n_layers`)
 
 
 @dataclasses.dataclass
@@ -66,9 +68,9 @@ class ModernBertConfig(PretrainedConfig):
     Reads both `config.json` dialects. transformers 5 writes `layer_types` (one of "full_attention" /
     "sliding_attention" per layer) and `rope_parameters` ({layer type: {"rope_type": "default", "rope_theta": θ}}).
     The published checkpoints (transformers 4.x) carry `global_attn_every_n_layers` (layer i is global when
-    i % n == 0), `global_rope_theta` and `local_rope_theta` instead; they are read from the unknown keys kept in
-    `extra` (and written back unchanged, as transformers 5 does), while `layer_types` and `rope_parameters`,
-    filled in from them, are what the model uses and what is saved."""
+    i % n == 0), `global_rope_theta` and `local_rope_theta` instead; `from_dict` converts them, and keeps them in
+    `extra` (written back unchanged, as transformers 5 does), while `layer_types` and `rope_parameters`, filled in
+    from them, are what the model uses and what is saved."""
 
     model_type: ClassVar[str] = "modernbert"
 
@@ -92,14 +94,31 @@ class ModernBertConfig(PretrainedConfig):
     mlp_bias: bool = False
     mlp_dropout: float = 0.0
     decoder_bias: bool = True
+    classifier_pooling: str = "cls"          # the task heads' sequence vector: "cls" or "mean" (models/task_heads.py)
+    classifier_dropout: float = 0.0
     classifier_bias: bool = False
     classifier_activation: str = "gelu"
     tie_word_embeddings: bool = True
 
+    @classmethod
+    def from_dict(cls, values):
+        """transformers 4.x's dialect converted: `global_attn_every_n_layers` → `layer_types`, `global_rope_theta` /
+        `local_rope_theta` → `rope_parameters` (the legacy keys stay in `extra`)."""
+        if values.get("layer_types") is None:
+            every = values.get("global_attn_every_n_layers", GLOBAL_EVERY)
+            layers = values.get("num_hidden_layers", cls.num_hidden_layers)
+            values = {**values, "layer_types": [SLIDING if i % every else FULL for i in range(layers)]}
+        thetas = {layer_type: values[key] for layer_type, (key, _) in LEGACY_ROPE_THETA.items() if key in values}
+        if thetas:
+            rope = dict(values.get("rope_parameters") or {})
+            for layer_type, theta in thetas.items():
+                rope[layer_type] = {"rope_theta": theta, **(rope.get(layer_type) or {})}
+            values = {**values, "rope_parameters": rope}
+        return super().from_dict(values)
+
     def __post_init__(self):
-        if self.layer_types is None:  # transformers 4.x dialect
-            every = self.extra.get("global_attn_every_n_layers", 3)
-            self.layer_types = [SLIDING if i % every else FULL for i in range(self.num_hidden_layers)]
+        if self.layer_types is None:
+            self.layer_types = [SLIDING if i % GLOBAL_EVERY else FULL for i in range(self.num_hidden_layers)]
         self.rope_parameters = self._rope_parameters()
 
     def validate(self) -> None:
@@ -116,7 +135,7 @@ class ModernBertConfig(PretrainedConfig):
                              f"layers, got {self.layer_types}")
 
     def _rope_parameters(self) -> dict[str, dict[str, Any]]:
-        """{layer type: {"rope_type": "default", "rope_theta": θ}}, θ from either dialect (defaults §2.1.2)."""
+        """{layer type: {"rope_type": "default", "rope_theta": θ}}, θ as given, else the paper's (§2.1.2)."""
         if self.extra.get("rope_scaling") is not None:
             raise ValueError(f"rope_scaling {self.extra['rope_scaling']} is not supported: minibert implements "
                              f"plain RoPE")
@@ -124,9 +143,9 @@ class ModernBertConfig(PretrainedConfig):
         if set(given) - {FULL, SLIDING}:
             raise ValueError(f"rope_parameters must be keyed by layer type ({FULL!r}, {SLIDING!r}), got {given}")
         rope = {}
-        for layer_type, (legacy_key, default) in LEGACY_ROPE_THETA.items():
+        for layer_type, (_, default) in LEGACY_ROPE_THETA.items():
             params = {"rope_type": "default", **(given.get(layer_type) or {})}
-            params.setdefault("rope_theta", self.extra.get(legacy_key, default))
+            params.setdefault("rope_theta", default)
             if params["rope_type"] != "default":
                 raise ValueError(f"rope_type {params['rope_type']!r} ({layer_type}) is not supported: only 'default'")
             rope[layer_type] = params
@@ -306,23 +325,6 @@ class ModernBertPredictionHead(nnx.Module):
         return self.norm(self.act(self.dense(hidden)))
 
 
-class ModernBertDecoder(nnx.Module):
-    """logits = h Eᵀ + b: E is the token-embedding matrix when tied (`tie_word_embeddings`), else the decoder's
-    own `weight`; `bias` only with `decoder_bias`. (…, hidden) → (…, vocab)."""
-
-    def __init__(self, config: ModernBertConfig, *, dtype, rngs: nnx.Rngs):
-        c = config
-        self.weight = None if c.tie_word_embeddings else nnx.Param(
-            c.init_stds()["out"] * jax.random.normal(rngs.params(), (c.vocab_size, c.hidden_size), jnp.float32))
-        self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32)) if c.decoder_bias else None
-        self.dtype = dtype
-
-    def __call__(self, hidden: jax.Array, tok_embeddings: jax.Array) -> jax.Array:
-        weight = tok_embeddings if self.weight is None else self.weight[...]
-        logits = jnp.einsum("...d,vd->...v", hidden, weight.astype(self.dtype))
-        return logits if self.bias is None else logits + self.bias[...].astype(self.dtype)
-
-
 class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
     """ModernBERT with its MLM head: logits (batch, seq, vocab) = decoder(head(h)); loss = MLM cross-entropy given
     `labels` (-100 = not predicted). When unpadding, the head runs on the real tokens only; given
@@ -336,7 +338,9 @@ class ModernBertForMaskedLM(_ModernBertPreTrainedModel):
         self.config = config
         self.model = ModernBertModel(config, dtype=dtype, rngs=rngs)
         self.head = ModernBertPredictionHead(config, dtype=dtype, rngs=rngs)
-        self.decoder = ModernBertDecoder(config, dtype=dtype, rngs=rngs)
+        self.decoder = TiedDecoder(config.hidden_size, config.vocab_size, tied=config.tie_word_embeddings,
+                                   use_bias=config.decoder_bias, init_std=config.init_stds()["out"], dtype=dtype,
+                                   rngs=rngs)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
                 position_ids=None, labels=None, masked_positions=None, inputs_embeds=None):

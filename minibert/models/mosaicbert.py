@@ -56,6 +56,7 @@ from minibert.nn.feedforward import glu
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
 from minibert.nn.packing import Unpadded, check_capacity, default_positions, pack, repad, unpad
+from minibert.nn.tied_decoder import TiedDecoder
 
 
 @dataclasses.dataclass
@@ -250,17 +251,6 @@ class MosaicBertModel(PreTrainedModel):
                            hidden_states=tuple(repad(s, unpadded) for s in states) if output_hidden_states else None)
 
 
-class TiedDecoder(nnx.Module):
-    """logits = h Eᵀ + bias with E the word-embedding matrix (vocab, hidden): the reference's `decoder`, whose
-    weight is tied and whose `bias` is its own. (..., hidden) → (..., vocab)."""
-
-    def __init__(self, vocab_size: int):
-        self.bias = nnx.Param(jnp.zeros((vocab_size,), jnp.float32))
-
-    def __call__(self, h: jax.Array, word_embeddings: jax.Array) -> jax.Array:
-        return jnp.einsum("...d,vd->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
-
-
 class MosaicBertLMPredictionHead(nnx.Module):
     """logits = LayerNorm(act(h W + b)) Eᵀ + bias: `transform` then the tied `decoder` (LayerNorm eps 1e-12,
     fixed in the reference code). (..., hidden) → (..., vocab)."""
@@ -271,7 +261,7 @@ class MosaicBertLMPredictionHead(nnx.Module):
             dense=Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs),
             LayerNorm=LayerNorm(c.hidden_size, eps=1e-12, dtype=dtype))
         self.act = activation(c.hidden_act)
-        self.decoder = TiedDecoder(c.vocab_size)
+        self.decoder = TiedDecoder(c.hidden_size, c.vocab_size, tied=True, dtype=dtype, rngs=rngs)  # own `bias`
 
     def __call__(self, h: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.transform["LayerNorm"](self.act(self.transform["dense"](h)))

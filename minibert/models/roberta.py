@@ -35,6 +35,7 @@ from minibert.nn.activations import activation
 from minibert.nn.embeddings import Embeddings, offset_position_ids
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
+from minibert.nn.tied_decoder import TiedDecoder
 
 
 @dataclasses.dataclass
@@ -116,15 +117,15 @@ class RobertaLMHead(nnx.Module):
         self.dense = Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.act = activation("gelu")
         self.layer_norm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
-        self.decoder = None if c.tie_word_embeddings else Linear(c.hidden_size, c.vocab_size,
-                                                                 init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.decoder = TiedDecoder(c.hidden_size, c.vocab_size, tied=c.tie_word_embeddings,
+                                   use_bias=not c.tie_word_embeddings, init_std=c.initializer_range, dtype=dtype,
+                                   rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
 
     def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.layer_norm(self.act(self.dense(hidden)))                                      # (batch, seq, hidden)
-        if self.decoder is not None:
-            return self.decoder(h)
-        return jnp.einsum("...d,vd->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
+        logits = self.decoder(h, word_embeddings)
+        return logits if self.decoder.bias is not None else logits + self.bias[...].astype(h.dtype)  # untied: its own
 
 
 class RobertaForMaskedLM(_RobertaPreTrainedModel):

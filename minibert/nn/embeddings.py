@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
 
 
@@ -62,3 +63,21 @@ class Embeddings(nnx.Module):
         positions = jnp.arange(token_type_ids.shape[1])[None, :] if position_ids is None else position_ids
         x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
+
+
+class EmbeddingProjection(Linear):
+    """x Wᵀ + b from the embedding width E to the encoder's width H when they differ, else x itself (no parameters:
+    the reference then has no `embeddings_project`). A vocab × E table and this E × H map replace a vocab × H table
+    (O(V·H) → O(V·E + E·H), Lan et al. 2020, ALBERT §3.1); ELECTRA (Clark et al. 2020, §3.2) and ConvBERT embed
+    this way. (batch, seq, E) → (batch, seq, H)."""
+
+    def __init__(self, embedding_size: int, hidden_size: int, *, init_std: float = 0.02, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        if embedding_size == hidden_size:
+            self.weight = self.bias = None
+            self.dtype = dtype
+        else:
+            super().__init__(embedding_size, hidden_size, init_std=init_std, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x if self.weight is None else super().__call__(x)

@@ -19,7 +19,6 @@ import numpy as np
 
 from minibert.inference import batched_forward, encoder_inputs
 from minibert.models import auto
-from minibert.models.finetuning import id2label, num_labels
 from minibert.tasks import squad
 
 # pipeline → (the auto tasks whose classes have its head, what that head is)
@@ -89,10 +88,9 @@ def score_function(config) -> str:
     """The function `transformers`' text-classification applies to the logits, from config.json: "none" (the raw
     score) for `problem_type` "regression"; "sigmoid" per label for "multi_label_classification" or a single
     label; "softmax" over the labels otherwise."""
-    problem_type = config.extra.get("problem_type")
-    if problem_type == "regression":
+    if config.problem_type == "regression":
         return "none"
-    if problem_type == "multi_label_classification" or num_labels(config) == 1:
+    if config.problem_type == "multi_label_classification" or config.num_labels == 1:
         return "sigmoid"
     return "softmax"
 
@@ -116,7 +114,7 @@ def text_classification(model, tokenizer, texts: str | list[str], *, top_k: int 
                       return_tensors="np")
     logits = batched_forward(model, batch, batch_size)["logits"]
     scores = {"none": lambda x: x, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "softmax": _softmax}[function](logits)
-    names = id2label(model.config)
+    names = model.config.id2label
     results = []
     for row in scores:
         ranked = [{"label": names[int(i)], "score": float(row[i])} for i in np.argsort(-row, kind="stable")]
@@ -146,7 +144,7 @@ def token_classification(model, tokenizer, text: str, *, aggregation_strategy: s
     batch = {"input_ids": [encoding.ids], "attention_mask": [encoding.attention_mask],
              "token_type_ids": [encoding.type_ids]}
     scores = _softmax(batched_forward(model, batch, 1)["logits"][0])
-    names = id2label(model.config)
+    names = model.config.id2label
     pieces, previous_word = [], None
     for index, (token_id, (start, end)) in enumerate(zip(encoding.ids, encoding.offsets)):
         word_id = encoding.word_ids[index]

@@ -172,7 +172,7 @@ def teacher_predictions(config: FinetuneConfig, task, tokenizer, arrays: dict[st
         raise ValueError(f"the teacher {teacher_dir} does not have the student's vocabulary: both must read the same "
                          f"word pieces")
     if task.labels is not None:
-        names = finetuning.id2label(teacher.config)
+        names = teacher.config.id2label
         if [names.get(i) for i in range(len(task.labels))] != task.labels or len(names) != len(task.labels):
             raise ValueError(f"the teacher's labels {[names[i] for i in sorted(names)]} are not the student's "
                              f"{task.labels}")
@@ -338,7 +338,7 @@ def _labels(model_config, model_class, data_labels: list[str] | None) -> list[st
     data's (None for question answering)."""
     if data_labels is None:
         return None
-    names = finetuning.id2label(model_config)
+    names = model_config.id2label
     named = any(name != f"LABEL_{i}" for i, name in names.items())
     if (model_config.architectures or [None])[0] == model_class.__name__ and named:
         return [names[i] for i in sorted(names)]
@@ -390,7 +390,7 @@ def evaluate_classifier(model, tokenizer, eval_file: str | Path, *, max_length: 
     if not type(model).__name__.endswith(TASKS["glue"]):
         raise ValueError(f"scoring a GLUE-style TSV needs a sequence-classification model, not {type(model).__name__}")
     examples = glue.read_tsv(eval_file)[:limit]
-    label2id = {name: i for i, name in finetuning.id2label(model.config).items()}
+    label2id = {name: i for i, name in model.config.id2label.items()}
     return classification_scores(model, glue.encode(tokenizer, examples, max_length, label2id), batch_size)
 
 

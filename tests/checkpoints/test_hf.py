@@ -198,7 +198,7 @@ def test_num_labels_override_needs_ignore_mismatched_sizes(tmp_path):
     assert ours.classifier.weight.shape == (5, 16)
     model = minibert.from_pretrained(tmp_path, id2label={0: "neg", 1: "pos"}, problem_type="single_label_classification")
     assert finetuning.id2label(model.config) == {0: "neg", 1: "pos"}
-    assert model.config.extra["problem_type"] == "single_label_classification"
+    assert model.config.problem_type == "single_label_classification"
 
 
 def test_recomputed_buffers_are_ignored_wherever_they_appear(reference_dir, tmp_path):

@@ -29,8 +29,8 @@ FAMILIES = {
     "roberta": lambda: RobertaForMaskedLM(RobertaConfig(**SMALL)),
     "modernbert": lambda: ModernBertForMaskedLM(ModernBertConfig(**SMALL, local_attention=8, pad_token_id=0)),
     "bert-qa": lambda: heads.BertForQuestionAnswering(BertConfig(**SMALL)),
-    "bert-tagger": lambda: heads.BertForTokenClassification(BertConfig(**SMALL, extra={"num_labels": 5})),
-    "bert-classifier": lambda: heads.BertForSequenceClassification(BertConfig(**SMALL, extra={"num_labels": 32})),
+    "bert-tagger": lambda: heads.BertForTokenClassification(BertConfig.from_dict({**SMALL, "num_labels": 5})),
+    "bert-classifier": lambda: heads.BertForSequenceClassification(BertConfig.from_dict({**SMALL, "num_labels": 32})),
     "convbert": lambda: ConvBertForMaskedLM(ConvBertConfig(**SMALL, embedding_size=16, conv_kernel_size=3)),
     "mobilebert": lambda: MobileBertForPreTraining(MobileBertConfig(
         **SMALL, embedding_size=16, intra_bottleneck_size=16, num_feedforward_networks=2)),
@@ -119,7 +119,7 @@ def test_a_replaced_submodule_or_variable_is_seen():
     """Assigning a new head (as a fine-tuning user does) or a new Variable object splits the model again."""
     from minibert.nn.linear import Linear
 
-    model = heads.BertForSequenceClassification(BertConfig(**SMALL, extra={"num_labels": 3}))
+    model = heads.BertForSequenceClassification(BertConfig.from_dict({**SMALL, "num_labels": 3}))
     model.eval()
     ids = inputs()["input_ids"]
     assert np.asarray(model(ids).logits).shape == (2, 3)
