@@ -62,6 +62,11 @@ class AlbertConfig(PretrainedConfig):
     eos_token_id: int | list[int] | None = 3
     tie_word_embeddings: bool = True
 
+    @property
+    def classifier_dropout(self) -> float:
+        """The task heads' dropout, under the name the other families' configs give it."""
+        return self.classifier_dropout_prob
+
     def validate(self) -> None:
         super().validate()
         if self.hidden_size % self.num_attention_heads:

@@ -9,8 +9,8 @@ module has, instead of classes registering themselves when their module happens 
     roberta        minibert.models.roberta       base, masked-lm + the fine-tuning tasks
     modernbert     minibert.models.modernbert    base, masked-lm + the fine-tuning tasks
     mosaic_bert    minibert.models.mosaicbert    base, masked-lm
-    distilbert     minibert.models.distilbert    base, masked-lm
-    albert         minibert.models.albert        base, masked-lm, pretraining (MLM + SOP)
+    distilbert     minibert.models.distilbert    base, masked-lm + the fine-tuning tasks
+    albert         minibert.models.albert        base, masked-lm, pretraining (MLM + SOP) + fine-tuning
     deberta-v2     minibert.models.deberta_v2    base, masked-lm, pretraining (the v3 RTD discriminator)
 
 The fine-tuning heads (sequence-classification, token-classification, question-answering, multiple-choice) live in
@@ -77,8 +77,9 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
     "roberta": {"base": "RobertaModel", "masked-lm": "RobertaForMaskedLM", **_finetuning("Roberta")},
     "modernbert": {"base": "ModernBertModel", "masked-lm": "ModernBertForMaskedLM", **_finetuning("ModernBert")},
     "mosaic_bert": {"base": "MosaicBertModel", "masked-lm": "MosaicBertForMaskedLM"},
-    "distilbert": {"base": "DistilBertModel", "masked-lm": "DistilBertForMaskedLM"},
-    "albert": {"base": "AlbertModel", "masked-lm": "AlbertForMaskedLM", "pretraining": "AlbertForPreTraining"},
+    "distilbert": {"base": "DistilBertModel", "masked-lm": "DistilBertForMaskedLM", **_finetuning("DistilBert")},
+    "albert": {"base": "AlbertModel", "masked-lm": "AlbertForMaskedLM", "pretraining": "AlbertForPreTraining",
+               **_finetuning("Albert")},
     "deberta-v2": {"base": "DebertaV2Model", "masked-lm": "DebertaV2ForMaskedLM",
                    "pretraining": "DebertaV2ForReplacedTokenDetection"},
 }

@@ -69,6 +69,8 @@ class DistilBertConfig(PretrainedConfig):
     hidden_size = property(lambda self: self.dim)
     num_attention_heads = property(lambda self: self.n_heads)
     num_hidden_layers = property(lambda self: self.n_layers)
+    hidden_dropout_prob = property(lambda self: self.dropout)          # the task heads' names for its dropout
+    classifier_dropout = property(lambda self: None)                   # (none of its own: the encoder's)
 
     def validate(self) -> None:
         super().validate()

@@ -9,7 +9,8 @@ A family's four heads are one declaration (`task_heads`, at the bottom): its bar
 it (the checkpoint keys' first part), and how each head reads it (models/task_heads.py): BERT and MobileBERT the
 pooler's tanh(W h_[CLS]); ELECTRA and ConvBERT a two-layer head on h_[CLS] for classification and a
 `SequenceSummary` for multiple choice; RoBERTa the two-layer head (tanh) on h_<s> for classification, the pooler for
-multiple choice; ModernBERT its prediction head on the [CLS] or mean-pooled state (`classifier_pooling`).
+multiple choice; ModernBERT its prediction head on the [CLS] or mean-pooled state (`classifier_pooling`); ALBERT
+the pooler as BERT; DistilBERT a hidden layer (`pre_classifier`, ReLU) on h_[CLS].
 Class and attribute names are Hugging Face's (`bert.pooler.dense.weight`, `classifier.out_proj.weight`,
 `qa_outputs.weight`, `head.norm.weight`), so checkpoints load through the generic loader and `from_pretrained`
 picks the class from `architectures`.
@@ -29,14 +30,16 @@ from flax import nnx, struct
 
 from minibert.config import id2label, num_labels, set_labels  # noqa: F401  (this module's API)
 from minibert.losses import cross_entropy
+from minibert.models.albert import AlbertModel
 from minibert.models.bert import BertModel
 from minibert.models.convbert import ConvBertModel
+from minibert.models.distilbert import DistilBertModel
 from minibert.models.electra import ElectraModel
 from minibert.models.mobilebert import MobileBertModel
 from minibert.models.modernbert import ModernBertModel, ModernBertPredictionHead
 from minibert.models.outputs import ModelOutput
 from minibert.models.roberta import RobertaModel
-from minibert.models.task_heads import Classifier, Head, QAOutputs, Readout, Summary, TaskModel, pool
+from minibert.models.task_heads import Classifier, Head, QAOutputs, Readout, Summary, TaskModel, classifier, pool
 from minibert.models.task_losses import sequence_classification_loss, span_loss
 from minibert.nn.linear import Linear
 
@@ -168,6 +171,23 @@ class ModernBertHead(Readout):
         return model.classifier(model.drop(model.head(x)))
 
 
+# ---- DistilBERT's readout -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DistilBertPreClassifier(Readout):
+    """`classifier`(`dropout`(ReLU(`pre_classifier`(h_[CLS])))), dropout `seq_classif_dropout` (transformers'
+    DistilBertForSequenceClassification and …ForMultipleChoice): (batch, outputs)."""
+
+    def build(self, model, config, outputs, *, dtype, rngs):
+        model.pre_classifier = Linear(config.dim, config.dim, init_std=config.initializer_range, dtype=dtype,
+                                      rngs=rngs)
+        model.dropout = nnx.Dropout(config.seq_classif_dropout, rngs=rngs)
+        model.classifier = classifier(config, outputs, dtype=dtype, rngs=rngs)
+
+    def __call__(self, model, out, attention_mask):
+        return model.classifier(model.dropout(jax.nn.relu(model.pre_classifier(out.last_hidden_state[:, 0]))))
+
+
 # ---- the families ----------------------------------------------------------------------------------------------
 
 POOLER = Classifier("pooler_output")
@@ -200,3 +220,11 @@ ELECTRA_SUMMARY = dict(summary_type="first", summary_use_proj=True, summary_acti
                                            sequence=ModernBertHead(pooled=True),
                                            choice=ModernBertHead(pooled=True, first_real=True),
                                            tokens=ModernBertHead(), spans=ModernBertHead())
+# ALBERT (Lan et al. 2020): the pooler, dropout `classifier_dropout_prob`
+(AlbertForSequenceClassification, AlbertForTokenClassification, AlbertForQuestionAnswering,
+ AlbertForMultipleChoice) = task_heads("Albert", AlbertModel, "albert", sequence=POOLER, choice=POOLER)
+# DistilBERT (no pooler): a hidden layer on h_[CLS]; tokens with the encoder's dropout, spans after `qa_dropout`
+(DistilBertForSequenceClassification, DistilBertForTokenClassification, DistilBertForQuestionAnswering,
+ DistilBertForMultipleChoice) = task_heads("DistilBert", DistilBertModel, "distilbert",
+                                           sequence=DistilBertPreClassifier(), choice=DistilBertPreClassifier(),
+                                           spans=QAOutputs(dropout="qa_dropout"))

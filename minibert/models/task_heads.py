@@ -149,13 +149,18 @@ class Classifier(Readout):
 @dataclasses.dataclass(frozen=True)
 class QAOutputs(Readout):
     """[start, end]_t = `qa_outputs`(h_t) (§4.2: a start vector S and an end vector E dotted with every token):
-    (batch, seq, 2)."""
+    (batch, seq, 2). `dropout`: the config field of a dropout on h first (DistilBERT's `qa_dropout`), if any."""
+
+    dropout: str | None = None
 
     def build(self, model, config, outputs, *, dtype, rngs):
+        if self.dropout:
+            model.dropout = nnx.Dropout(getattr(config, self.dropout), rngs=rngs)
         model.qa_outputs = classifier(config, outputs, dtype=dtype, rngs=rngs)
 
     def __call__(self, model, out, attention_mask):
-        return model.qa_outputs(out.last_hidden_state)
+        h = out.last_hidden_state
+        return model.qa_outputs(model.dropout(h) if self.dropout else h)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Task heads at float32 parity with `transformers`: sequence / token classification, question answering and
-multiple choice for BERT, MobileBERT, ConvBERT, ELECTRA, RoBERTa and ModernBERT — logits and losses on padded batches
+multiple choice for BERT, MobileBERT, ConvBERT, ELECTRA, RoBERTa, ModernBERT, ALBERT and DistilBERT — logits and losses on padded batches
 with token types, labels read from config.json, and one fine-tuning step's loss and gradients per family."""
 
 import numpy as np
@@ -26,6 +26,9 @@ FAMILIES = {
                     type_vocab_size=1, max_position_embeddings=40, layer_norm_eps=1e-5),
     "ModernBert": dict(vocab_size=99, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
                        local_attention=8, global_attn_every_n_layers=2, **MODERN_TOKENS),
+    "Albert": dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                   intermediate_size=37, type_vocab_size=2),
+    "DistilBert": dict(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37),
 }
 HEADS = ["ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice"]
 LABELS = {"ForSequenceClassification": 3, "ForTokenClassification": 5}
@@ -130,7 +133,7 @@ def test_heads_take_inputs_embeds_and_return_attentions(pair):
 
     reference, model, config, head = pair
     batch = inputs(config, head, SHAPE[1], seed=5)
-    width = config.get("embedding_size", config["hidden_size"])
+    width = config.get("embedding_size", config.get("hidden_size", config.get("dim")))   # DistilBERT: dim
     embeds = np.random.default_rng(6).normal(0, 0.5, (*batch.pop("input_ids").shape, width)).astype(np.float32)
     batch["inputs_embeds"] = embeds
     ours = model(**batch, output_attentions=True)
@@ -149,7 +152,8 @@ def test_heads_take_inputs_embeds_and_return_attentions(pair):
 STEP = [("Bert", "ForSequenceClassification", {}), ("MobileBert", "ForTokenClassification", {}),
         ("ConvBert", "ForMultipleChoice", {}), ("Electra", "ForSequenceClassification", dict(num_labels=1)),
         ("Roberta", "ForSequenceClassification", {}),
-        ("ModernBert", "ForQuestionAnswering", {})]
+        ("ModernBert", "ForQuestionAnswering", {}), ("Albert", "ForMultipleChoice", {}),
+        ("DistilBert", "ForSequenceClassification", {})]
 
 
 @pytest.mark.parametrize("family,head,changes", STEP, ids=lambda x: x if isinstance(x, str) else "")
