@@ -33,6 +33,7 @@ from minibert.nn.attention import MultiHeadSelfAttention, padding_mask
 from minibert.nn.embeddings import Embeddings
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
+from minibert.nn.tied_decoder import TiedDecoder
 
 
 @dataclasses.dataclass
@@ -192,15 +193,15 @@ class AlbertMLMHead(nnx.Module):
         self.dense = Linear(c.hidden_size, c.embedding_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.activation = activation(c.hidden_act)
         self.LayerNorm = LayerNorm(c.embedding_size, eps=c.layer_norm_eps, dtype=dtype)
-        self.decoder = None if c.tie_word_embeddings else Linear(c.embedding_size, c.vocab_size,
-                                                                 init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.decoder = TiedDecoder(c.embedding_size, c.vocab_size, tied=c.tie_word_embeddings,
+                                   use_bias=not c.tie_word_embeddings, init_std=c.initializer_range, dtype=dtype,
+                                   rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
 
     def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.LayerNorm(self.activation(self.dense(hidden)))                          # (batch, seq, E)
-        if self.decoder is not None:
-            return self.decoder(h)
-        return jnp.einsum("...e,ve->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
+        logits = self.decoder(h, word_embeddings)
+        return logits if self.decoder.bias is not None else logits + self.bias[...].astype(h.dtype)  # untied: its own
 
 
 class AlbertSOPHead(nnx.Module):

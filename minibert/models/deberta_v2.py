@@ -48,6 +48,7 @@ from minibert.nn.gdes import GradientDisentangledEmbedding
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
 from minibert.nn.relative_position import build_relative_position
+from minibert.nn.tied_decoder import TiedDecoder
 
 logger = logging.getLogger(__name__)
 NORM_REL_EBD = ("none", "layer_norm")
@@ -337,15 +338,15 @@ class LegacyDebertaV2LMPredictionHead(nnx.Module):
     def __init__(self, config: DebertaV2Config, *, dtype, rngs: nnx.Rngs):
         c = config
         self.transform = LegacyDebertaV2PredictionHeadTransform(c, dtype=dtype, rngs=rngs)
-        self.decoder = None if c.tie_word_embeddings else Linear(c.embedding_size, c.vocab_size,
-                                                                 init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.decoder = TiedDecoder(c.embedding_size, c.vocab_size, tied=c.tie_word_embeddings,
+                                   use_bias=not c.tie_word_embeddings, init_std=c.initializer_range, dtype=dtype,
+                                   rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
 
     def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.transform(hidden)
-        if self.decoder is not None:
-            return self.decoder(h)
-        return jnp.einsum("...e,ve->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
+        logits = self.decoder(h, word_embeddings)
+        return logits if self.decoder.bias is not None else logits + self.bias[...].astype(h.dtype)  # untied: its own
 
 
 class LegacyDebertaV2OnlyMLMHead(nnx.Module):
@@ -362,11 +363,12 @@ class DebertaV2LMPredictionHead(nnx.Module):
         self.dense = Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.act = activation(c.hidden_act)
         self.LayerNorm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, dtype=dtype)
+        self.decoder = TiedDecoder(c.hidden_size, c.vocab_size, tied=True, use_bias=False, dtype=dtype, rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
 
     def __call__(self, hidden: jax.Array, word_embeddings: jax.Array) -> jax.Array:
         h = self.LayerNorm(self.act(self.dense(hidden)))
-        return jnp.einsum("...d,vd->...v", h, word_embeddings.astype(h.dtype)) + self.bias[...].astype(h.dtype)
+        return self.decoder(h, word_embeddings) + self.bias[...].astype(h.dtype)             # h Eᵀ + bias
 
 
 class DebertaV2OnlyMLMHead(nnx.Module):

@@ -38,6 +38,7 @@ from minibert.nn.attention import dot_product_attention, padding_mask
 from minibert.nn.embeddings import Embedding
 from minibert.nn.linear import Linear
 from minibert.nn.norms import LayerNorm
+from minibert.nn.tied_decoder import TiedDecoder
 
 LAYER_NORM_EPS = 1e-12   # fixed in the reference, not a config field
 
@@ -186,21 +187,6 @@ class DistilBertModel(PreTrainedModel):
         return ModelOutput(last_hidden_state=last, hidden_states=states if output_hidden_states else None)
 
 
-class VocabProjector(nnx.Module):
-    """logits = h Eᵀ + b, E the token embeddings when tied (the reference's `vocab_projector.weight` is then a
-    tied copy, not saved), else the projector's own `weight` (vocab, dim). (batch, seq, dim) → (batch, seq, vocab)."""
-
-    def __init__(self, config: DistilBertConfig, *, rngs: nnx.Rngs):
-        c = config
-        self.weight = None if c.tie_word_embeddings else nnx.Param(
-            c.initializer_range * jax.random.normal(rngs.params(), (c.vocab_size, c.dim), jnp.float32))
-        self.bias = nnx.Param(jnp.zeros((c.vocab_size,), jnp.float32))
-
-    def __call__(self, h: jax.Array, word_embeddings: jax.Array) -> jax.Array:
-        table = word_embeddings if self.weight is None else self.weight[...]
-        return jnp.einsum("...d,vd->...v", h, table.astype(h.dtype)) + self.bias[...].astype(h.dtype)
-
-
 class DistilBertForMaskedLM(PreTrainedModel):
     """DistilBERT with its MLM head: logits (batch, seq, vocab); loss = MLM cross-entropy given `labels` (-100 where
     nothing is predicted). Given `masked_positions` (batch, n), the head runs there only (a sparse head):
@@ -218,7 +204,8 @@ class DistilBertForMaskedLM(PreTrainedModel):
         self.vocab_transform = Linear(c.dim, c.dim, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
         self.activation = activation(c.activation)
         self.vocab_layer_norm = LayerNorm(c.dim, eps=LAYER_NORM_EPS, dtype=dtype)
-        self.vocab_projector = VocabProjector(c, rngs=rngs)
+        self.vocab_projector = TiedDecoder(c.dim, c.vocab_size, tied=c.tie_word_embeddings,
+                                           init_std=c.initializer_range, dtype=dtype, rngs=rngs)   # h Eᵀ + b
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
                 masked_positions=None, inputs_embeds=None):
