@@ -18,6 +18,20 @@ def save_reference(model_class_name: str, config_class_name: str, path, seed: in
     return model
 
 
+def save_perturbed_reference(model_class_name: str, config_class_name: str, path, **config):
+    """`save_reference`, with every weight then moved off its init (norms off 1, biases off 0: N(0, 0.1) added),
+    saved again; eval mode. Parity on init values alone would miss a bias or norm read in the wrong place."""
+    import torch
+
+    reference = save_reference(model_class_name, config_class_name, path, **config)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in reference.parameters():
+            param.add_(0.1 * torch.randn(param.shape, generator=generator))
+    reference.save_pretrained(path)
+    return reference
+
+
 def padded_batch(vocab_size: int, batch: int, seq: int, type_vocab_size: int = 0, seed: int = 0) -> dict:
     """Random ids; rows of decreasing real length (the first row unpadded); random token types."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ from safetensors.numpy import load_file
 import minibert
 import minibert.models.albert as albert
 from minibert.checkpoints.hf import model_state_dict, save_pretrained
-from tests.conftest import assert_close_at_real, assert_gradients_match, padded_batch, save_reference, torch_outputs
+from tests.conftest import (assert_close_at_real, assert_gradients_match, padded_batch, save_perturbed_reference,
+                            torch_outputs)
 
 CONFIGS = {
     "shared-one-group": dict(vocab_size=99, embedding_size=8, hidden_size=32, num_hidden_layers=3,
@@ -25,16 +26,7 @@ MODELS = ["AlbertModel", "AlbertForMaskedLM", "AlbertForPreTraining"]
 
 
 def perturbed_reference(model_name, config, path):
-    """A random transformers model with every weight moved off its init, saved to `path`."""
-    import torch
-
-    reference = save_reference(model_name, "AlbertConfig", path, **config)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in reference.parameters():
-            param.add_(0.1 * torch.randn_like(param))
-    reference.save_pretrained(path)
-    return reference
+    return save_perturbed_reference(model_name, "AlbertConfig", path, **config)
 
 
 def targets(model_name, config, shape, seed):

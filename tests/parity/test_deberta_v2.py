@@ -13,7 +13,8 @@ import minibert
 import minibert.models.deberta_v2 as deberta
 from minibert.checkpoints.hf import from_pretrained, model_state_dict, save_pretrained
 from minibert.cli import main
-from tests.conftest import assert_close_at_real, assert_gradients_match, padded_batch, save_reference, torch_outputs
+from tests.conftest import (assert_close_at_real, assert_gradients_match, padded_batch, save_perturbed_reference,
+                            torch_outputs)
 
 SMALL = dict(vocab_size=53, hidden_size=15, num_hidden_layers=2, num_attention_heads=3, intermediate_size=23,
              max_position_embeddings=24)                                                    # head size 5
@@ -39,17 +40,7 @@ SHAPES = [(3, 17), (3, 5)]     # one bucket (max_position_embeddings 24): one co
 
 
 def perturbed_reference(model_name: str, path, config: dict):
-    """A random-init transformers model with every parameter moved off its init (norms off 1, biases off 0),
-    saved to `path`; eval mode."""
-    import torch
-
-    reference = save_reference(model_name, "DebertaV2Config", path, **config)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in reference.parameters():
-            param.add_(0.1 * torch.randn(param.shape, generator=generator))
-    reference.save_pretrained(path)
-    return reference
+    return save_perturbed_reference(model_name, "DebertaV2Config", path, **config)
 
 
 def deberta_batch(config: dict, batch: int, seq: int, seed: int = 0) -> dict:

@@ -9,7 +9,8 @@ from safetensors.numpy import load_file
 import minibert
 import minibert.models.distilbert as distilbert
 from minibert.checkpoints.hf import model_state_dict, save_pretrained
-from tests.conftest import assert_close_at_real, assert_gradients_match, padded_batch, save_reference, torch_outputs
+from tests.conftest import (assert_close_at_real, assert_gradients_match, padded_batch, save_perturbed_reference,
+                            torch_outputs)
 
 CONFIGS = {
     "base-like": dict(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=40),
@@ -22,17 +23,7 @@ MODELS = ["DistilBertModel", "DistilBertForMaskedLM"]
 
 
 def perturbed_reference(model_name, config, path):
-    """A random transformers model with every weight moved off its init (biases, norms, the position table),
-    saved to `path`."""
-    import torch
-
-    reference = save_reference(model_name, "DistilBertConfig", path, **config)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in reference.parameters():
-            param.add_(0.1 * torch.randn_like(param))
-    reference.save_pretrained(path)
-    return reference
+    return save_perturbed_reference(model_name, "DistilBertConfig", path, **config)
 
 
 @pytest.fixture(scope="module", params=[(m, c) for m in MODELS for c in CONFIGS], ids=lambda p: f"{p[0]}-{p[1]}")
