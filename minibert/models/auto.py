@@ -11,7 +11,7 @@ module has, instead of classes registering themselves when their module happens 
     mosaic_bert    minibert.models.mosaicbert    base, masked-lm
     distilbert     minibert.models.distilbert    base, masked-lm + the fine-tuning tasks
     albert         minibert.models.albert        base, masked-lm, pretraining (MLM + SOP) + fine-tuning
-    deberta-v2     minibert.models.deberta_v2    base, masked-lm, pretraining (the v3 RTD discriminator)
+    deberta-v2     minibert.models.deberta_v2    base, masked-lm, pretraining (the v3 RTD discriminator) + fine-tuning
 
 The fine-tuning heads (sequence-classification, token-classification, question-answering, multiple-choice) live in
 `minibert.models.finetuning`. Modules are imported when first asked for (reading a config imports every
@@ -81,7 +81,7 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
     "albert": {"base": "AlbertModel", "masked-lm": "AlbertForMaskedLM", "pretraining": "AlbertForPreTraining",
                **_finetuning("Albert")},
     "deberta-v2": {"base": "DebertaV2Model", "masked-lm": "DebertaV2ForMaskedLM",
-                   "pretraining": "DebertaV2ForReplacedTokenDetection"},
+                   "pretraining": "DebertaV2ForReplacedTokenDetection", **_finetuning("DebertaV2")},
 }
 
 

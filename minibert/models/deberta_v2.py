@@ -97,6 +97,12 @@ class DebertaV2Config(PretrainedConfig):
     conv_kernel_size: int = 0
     conv_groups: int = 1
     conv_act: str = "tanh"
+    cls_dropout: float | None = None       # the task heads' dropout (None: hidden_dropout_prob), read by transformers
+
+    @property
+    def classifier_dropout(self) -> float | None:
+        """The task heads' dropout, under the name the other families' configs give it."""
+        return self.cls_dropout
 
     def __post_init__(self):
         if self.embedding_size is None:
@@ -415,6 +421,23 @@ class DebertaV2ForMaskedLM(_DebertaV2PreTrainedModel):
         head = self.cls.predictions if self.lm_predictions is None else self.lm_predictions.lm_head
         logits = head(scored, self.deberta.embeddings.word_embeddings.weight[...])
         return out.replace(logits=logits, loss=None if labels is None else losses.masked_lm_loss(logits, labels))
+
+
+class ContextPooler(nnx.Module):
+    """pooled = act(dense(Dropout(h_[CLS]))), act `pooler_hidden_act`, dropout `pooler_dropout` (the task heads'
+    pooler; transformers' `ContextPooler`): (batch, seq, hidden) → (batch, hidden)."""
+
+    def __init__(self, config: DebertaV2Config, *, dtype, rngs: nnx.Rngs):
+        c = config
+        if c.extra.get("pooler_hidden_size", c.hidden_size) != c.hidden_size:
+            raise ValueError(f"pooler_hidden_size {c.extra['pooler_hidden_size']} ≠ hidden_size {c.hidden_size}: "
+                             f"transformers' classifier reads a hidden_size-wide pooled vector")
+        self.dropout = nnx.Dropout(c.pooler_dropout, rngs=rngs)
+        self.dense = Linear(c.hidden_size, c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.act = activation(c.pooler_hidden_act)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        return self.act(self.dense(self.dropout(hidden[:, 0])))
 
 
 class LMMaskPredictionHead(nnx.Module):

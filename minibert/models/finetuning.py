@@ -10,7 +10,7 @@ it (the checkpoint keys' first part), and how each head reads it (models/task_he
 pooler's tanh(W h_[CLS]); ELECTRA and ConvBERT a two-layer head on h_[CLS] for classification and a
 `SequenceSummary` for multiple choice; RoBERTa the two-layer head (tanh) on h_<s> for classification, the pooler for
 multiple choice; ModernBERT its prediction head on the [CLS] or mean-pooled state (`classifier_pooling`); ALBERT
-the pooler as BERT; DistilBERT a hidden layer (`pre_classifier`, ReLU) on h_[CLS].
+the pooler as BERT; DistilBERT a hidden layer (`pre_classifier`, ReLU) on h_[CLS]; DeBERTa its context pooler.
 Class and attribute names are Hugging Face's (`bert.pooler.dense.weight`, `classifier.out_proj.weight`,
 `qa_outputs.weight`, `head.norm.weight`), so checkpoints load through the generic loader and `from_pretrained`
 picks the class from `architectures`.
@@ -33,13 +33,15 @@ from minibert.losses import cross_entropy
 from minibert.models.albert import AlbertModel
 from minibert.models.bert import BertModel
 from minibert.models.convbert import ConvBertModel
+from minibert.models.deberta_v2 import ContextPooler, DebertaV2Model
 from minibert.models.distilbert import DistilBertModel
 from minibert.models.electra import ElectraModel
 from minibert.models.mobilebert import MobileBertModel
 from minibert.models.modernbert import ModernBertModel, ModernBertPredictionHead
 from minibert.models.outputs import ModelOutput
 from minibert.models.roberta import RobertaModel
-from minibert.models.task_heads import Classifier, Head, QAOutputs, Readout, Summary, TaskModel, classifier, pool
+from minibert.models.task_heads import (Classifier, Head, QAOutputs, Readout, Summary, TaskModel, classifier,
+                                        classifier_dropout, pool)
 from minibert.models.task_losses import sequence_classification_loss, span_loss
 from minibert.nn.linear import Linear
 
@@ -188,6 +190,22 @@ class DistilBertPreClassifier(Readout):
         return model.classifier(model.dropout(jax.nn.relu(model.pre_classifier(out.last_hidden_state[:, 0]))))
 
 
+# ---- DeBERTa's readout ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DebertaPooled(Readout):
+    """`classifier`(`dropout`(`pooler`(h))), the `ContextPooler` on h_[CLS] and dropout `cls_dropout` (else the
+    hidden dropout), as transformers' DebertaV2ForSequenceClassification and …ForMultipleChoice: (batch, outputs)."""
+
+    def build(self, model, config, outputs, *, dtype, rngs):
+        model.pooler = ContextPooler(config, dtype=dtype, rngs=rngs)
+        model.dropout = nnx.Dropout(classifier_dropout(config), rngs=rngs)
+        model.classifier = classifier(config, outputs, dtype=dtype, rngs=rngs)
+
+    def __call__(self, model, out, attention_mask):
+        return model.classifier(model.dropout(model.pooler(out.last_hidden_state)))
+
+
 # ---- the families ----------------------------------------------------------------------------------------------
 
 POOLER = Classifier("pooler_output")
@@ -228,3 +246,7 @@ ELECTRA_SUMMARY = dict(summary_type="first", summary_use_proj=True, summary_acti
  DistilBertForMultipleChoice) = task_heads("DistilBert", DistilBertModel, "distilbert",
                                            sequence=DistilBertPreClassifier(), choice=DistilBertPreClassifier(),
                                            spans=QAOutputs(dropout="qa_dropout"))
+# DeBERTa-v2/v3: the context pooler (dense + act on h_[CLS]) for sequences and choices
+(DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification, DebertaV2ForQuestionAnswering,
+ DebertaV2ForMultipleChoice) = task_heads("DebertaV2", DebertaV2Model, "deberta", sequence=DebertaPooled(),
+                                          choice=DebertaPooled())

@@ -1,5 +1,5 @@
 """Task heads at float32 parity with `transformers`: sequence / token classification, question answering and
-multiple choice for BERT, MobileBERT, ConvBERT, ELECTRA, RoBERTa, ModernBERT, ALBERT and DistilBERT — logits and losses on padded batches
+multiple choice for BERT, MobileBERT, ConvBERT, ELECTRA, RoBERTa, ModernBERT, ALBERT, DistilBERT and DeBERTa-v2 — logits and losses on padded batches
 with token types, labels read from config.json, and one fine-tuning step's loss and gradients per family."""
 
 import numpy as np
@@ -29,6 +29,10 @@ FAMILIES = {
     "Albert": dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                    intermediate_size=37, type_vocab_size=2),
     "DistilBert": dict(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37),
+    "DebertaV2": dict(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37,
+                      relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=8, share_att_key=True,
+                      norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=2,
+                      pooler_hidden_act="tanh"),
 }
 HEADS = ["ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice"]
 LABELS = {"ForSequenceClassification": 3, "ForTokenClassification": 5}
@@ -153,7 +157,7 @@ STEP = [("Bert", "ForSequenceClassification", {}), ("MobileBert", "ForTokenClass
         ("ConvBert", "ForMultipleChoice", {}), ("Electra", "ForSequenceClassification", dict(num_labels=1)),
         ("Roberta", "ForSequenceClassification", {}),
         ("ModernBert", "ForQuestionAnswering", {}), ("Albert", "ForMultipleChoice", {}),
-        ("DistilBert", "ForSequenceClassification", {})]
+        ("DistilBert", "ForSequenceClassification", {}), ("DebertaV2", "ForTokenClassification", {})]
 
 
 @pytest.mark.parametrize("family,head,changes", STEP, ids=lambda x: x if isinstance(x, str) else "")
