@@ -1,7 +1,7 @@
 """Every notebook runs top to bottom in its tiny settings (MINIBERT_TINY=1) on a CPU, and is stored without outputs.
 
 Each notebook runs in a fresh `python3` kernel of this interpreter with the repository on PYTHONPATH and
-matplotlib's non-interactive backend; all ten together take a few minutes on 2 CPU cores (README, Notebooks).
+matplotlib's non-interactive backend; all of them together take a few minutes on 2 CPU cores (README, Notebooks).
 Progress bars stay on, so that tqdm.auto's widget bars are checked to render (ipywidgets installed).
 """
 
