@@ -71,6 +71,21 @@ class PretrainedConfig:
         (less RoBERTa's offset, models/roberta.py), None where it has none (ALiBi, RoPE without a table)."""
         return getattr(self, "max_position_embeddings", None)
 
+    def update_from_string(self, update_str: str) -> None:
+        """Set fields from "name=value,name=value" (transformers' `PretrainedConfig.update_from_string`, which
+        `run_mlm.py --config_overrides` uses): each value is read as its field's type (int, float, `true`/`false`,
+        a string; `none` for a field that may be None). Raises ValueError naming an unknown field, an item without
+        `=`, or a value its field's type cannot hold."""
+        hints = typing.get_type_hints(type(self))
+        names = {f.name for f in dataclasses.fields(self)} - {"extra", "id2label", "label2id"}
+        for item in filter(None, (part.strip() for part in update_str.split(","))):
+            name, equals, text = (part.strip() for part in item.partition("="))
+            if not equals:
+                raise ValueError(f"config override {item!r} is not name=value")
+            if name not in names:
+                raise ValueError(f"{type(self).__name__} has no field {name!r}; its fields: {', '.join(sorted(names))}")
+            setattr(self, name, _parse(text, hints[name], name))
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name not in ("extra", "id2label", "label2id", "problem_type")}
@@ -155,6 +170,22 @@ def _matches(value, hint) -> bool:
     if kind in (int, float):
         return isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
     return isinstance(value, kind)
+
+
+def _parse(text: str, hint, name: str):
+    """`text` as a value of the type `hint` (int, float, bool, str, or any of them | None)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if type(None) in options and text.lower() in ("none", "null"):
+        return None
+    for kind in (bool, int, float, str):
+        if kind in options or (kind is str and Any in options):
+            try:
+                if kind is bool:
+                    return {"true": True, "false": False}[text.lower()]
+                return kind(text)
+            except (KeyError, ValueError):
+                continue
+    raise ValueError(f"config override {name}={text!r}: {name} must be {_type_name(hint)}")
 
 
 def _type_name(hint) -> str:

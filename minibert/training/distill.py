@@ -149,6 +149,9 @@ def build(config: DistillConfig):
         raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, not {config.recipe!r}")
     if config.recipe == "distilbert" and config.progressive:
         raise ValueError("--progressive is MobileBERT's layer-wise transfer: the distilbert recipe has no transfer stage")
+    if config.recipe == "distilbert" and config.config_overrides:
+        raise ValueError("the distilbert recipe's student is half the teacher (from_teacher): it takes no config "
+                         "overrides")
     config = dataclasses.replace(config, objective="mlm", vocab=str(teacher_dir))
     p = plan(config)                                    # checks the ranges of every field, alpha's too
     layers = p.model_config.num_hidden_layers

@@ -135,6 +135,8 @@ def test_two_processes_give_the_same_losses_as_one(prepared, tmp_path):
      "of max_position_embeddings 514"),
     (["--tokenizer", "bpe"], ValueError, "--tokenizer chooses how a new vocabulary is trained: not with --vocab"),
     (["--steps", "0"], ValueError, "pretraining needs steps ≥ 1, got 0"),
+    (["--config-overrides", "num_layers=4"], ValueError, "BertConfig has no field 'num_layers'"),
+    (["--config-overrides", "hidden_size=129"], ValueError, "hidden_size 129 is not a multiple of num_attention_heads 2"),
 ])   # (options out of range fail earlier, at parse time: tests/test_cli.py)
 def test_bad_arguments_fail_before_training(corpus_and_vocab, tmp_path, change, error, message):
     corpus, vocab = corpus_and_vocab
@@ -278,3 +280,11 @@ def test_the_default_run_is_a_tiny_modernbert_scored_at_15_percent_masking(prepa
     batches, held_out = corpus_batches(config, p, tokenizer, PreparedCorpus(prepared))
     rate = lambda batch: np.sum(batch["labels"] >= 0) / np.sum(batch["attention_mask"])
     assert abs(rate(batches(0)) - 0.3) < 0.05 and abs(rate(held_out) - EVAL_MASK_RATE) < 0.03
+
+
+def test_config_overrides_change_the_presets_model(prepared):
+    """`--config-overrides` (transformers' run_mlm.py syntax) sets model config fields over the size's preset."""
+    from minibert.training.pretrain import PretrainConfig, plan
+
+    p = plan(PretrainConfig(family="bert", data=str(prepared), config_overrides="num_hidden_layers=4,hidden_act=relu"))
+    assert (p.model_config.num_hidden_layers, p.model_config.hidden_act, p.model_config.hidden_size) == (4, "relu", 128)
