@@ -82,6 +82,9 @@ DEMO_SENTENCES = ["Return a new [MASK] of the items.", "The default [MASK] is No
                   "This method is [MASK] when the connection is closed."]
 
 
+NO_TRANSFORMERS_CLASS = ("mosaicbert", "flex")   # MosaicBERT's is remote code on the Hub; Flex is minibert's own
+
+
 def print_summary(args, history: list[dict], seconds: float) -> None:
     """The end of a pretraining run: what was reached, what the numbers mean, where the model is, what to do next."""
     first, last = history[0], history[-1]
@@ -97,8 +100,10 @@ def print_summary(args, history: list[dict], seconds: float) -> None:
     if rtd:
         print(f"the discriminator (the model to fine-tune): {args.output}/; the generator, a masked LM: {generator}/")
     else:
+        loaders = ("minibert.from_pretrained; transformers has no class for it" if args.family in NO_TRANSFORMERS_CLASS
+                   else "minibert.from_pretrained, or transformers' AutoModelForMaskedLM")
         print(f"the model: {args.output}/ — config.json, model.safetensors and the tokenizer files, a Hugging Face "
-              f"directory (minibert.from_pretrained, or transformers' AutoModelForMaskedLM)")
+              f"directory ({loaders})")
     print(f"  fill masks:  minibert fill-mask --model {generator if rtd else args.output} "
           f"\"An exception is [MASK] if the path does not exist.\"\n"
           f"  fine-tune:   minibert finetune --task glue --model {args.output} --train TRAIN.tsv --eval DEV.tsv "
@@ -360,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     from minibert.training.distill import DistillConfig
     from minibert.training.finetune import FinetuneConfig, evaluate_classifier
     from minibert.training.prepare import TOKENIZERS, PrepareConfig
+    from minibert.presets import FAMILIES
     from minibert.training.pretrain import PretrainConfig
 
     parser = Parser(prog="minibert", description="The BERT family of encoders, from scratch in JAX: prepare a corpus, "
@@ -402,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny ModernBERT on Python's docstrings)")
     defaults = PretrainConfig()
-    option(p, "--family", defaults, "family", "bert, mobilebert, convbert, electra, roberta, mosaicbert or modernbert")
+    option(p, "--family", defaults, "family", f"{', '.join(FAMILIES)} (flex: any combination of the ideas, "
+                                              f"chosen with --config-overrides)")
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
     p.add_argument("--objective", help="mlm, mlm+nsp (bert, mobilebert), mlm+sop (albert), rtd (electra); "
                                               "default: the family's own")

@@ -142,6 +142,9 @@ FAMILIES = {
             for name, v in _bert_sizes().items()
         },
         pretraining=dict(attention_dropout=0.0)),
+    # the composable encoder (models/flex.py) at BERT's sizes; its ideas are chosen with config overrides, and
+    # `flex.preset("bert" | "mosaicbert" | "modernbert")` gives a family's whole configuration
+    "flex": Family({"mlm": "FlexForMaskedLM"}, _bert_sizes()),
 }
 
 

@@ -128,9 +128,9 @@ class PreTrainedModel(nnx.Module):
 
     def check_inputs_embeds(self, inputs_embeds: np.ndarray) -> np.ndarray:
         """inputs_embeds, given instead of input_ids, must be floats (batch, seq, embedding_size) (`hidden_size`
-        where the config has no `embedding_size`). Returns stand-in ids of its (batch, seq) shape, for the checks
-        that input_ids would get (shapes, length)."""
-        width = getattr(self.config, "embedding_size", self.config.hidden_size)
+        where the config has no `embedding_size`, or it is 0 or None: as wide as the hidden state). Returns stand-in
+        ids of its (batch, seq) shape, for the checks that input_ids would get (shapes, length)."""
+        width = getattr(self.config, "embedding_size", None) or self.config.hidden_size
         if not np.issubdtype(inputs_embeds.dtype, np.floating):
             raise TypeError(f"inputs_embeds must be floats, got {inputs_embeds.dtype}")
         if inputs_embeds.ndim < 3 or inputs_embeds.shape[-1] != width:

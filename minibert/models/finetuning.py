@@ -10,7 +10,8 @@ it (the checkpoint keys' first part), and how each head reads it (models/task_he
 pooler's tanh(W h_[CLS]); ELECTRA and ConvBERT a two-layer head on h_[CLS] for classification and a
 `SequenceSummary` for multiple choice; RoBERTa the two-layer head (tanh) on h_<s> for classification, the pooler for
 multiple choice; ModernBERT its prediction head on the [CLS] or mean-pooled state (`classifier_pooling`); ALBERT
-the pooler as BERT; DistilBERT a hidden layer (`pre_classifier`, ReLU) on h_[CLS]; DeBERTa its context pooler.
+the pooler as BERT; DistilBERT a hidden layer (`pre_classifier`, ReLU) on h_[CLS]; DeBERTa its context pooler;
+Flex the pooler as BERT.
 Class and attribute names are Hugging Face's (`bert.pooler.dense.weight`, `classifier.out_proj.weight`,
 `qa_outputs.weight`, `head.norm.weight`), so checkpoints load through the generic loader and `from_pretrained`
 picks the class from `architectures`.
@@ -36,6 +37,7 @@ from minibert.models.convbert import ConvBertModel
 from minibert.models.deberta_v2 import ContextPooler, DebertaV2Model
 from minibert.models.distilbert import DistilBertModel
 from minibert.models.electra import ElectraModel
+from minibert.models.flex import FlexModel
 from minibert.models.mobilebert import MobileBertModel
 from minibert.models.modernbert import ModernBertModel, ModernBertPredictionHead
 from minibert.models.outputs import ModelOutput
@@ -250,3 +252,6 @@ ELECTRA_SUMMARY = dict(summary_type="first", summary_use_proj=True, summary_acti
 (DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification, DebertaV2ForQuestionAnswering,
  DebertaV2ForMultipleChoice) = task_heads("DebertaV2", DebertaV2Model, "deberta", sequence=DebertaPooled(),
                                           choice=DebertaPooled())
+# Flex (models/flex.py): BERT's readout, the pooler on h_[CLS]
+(FlexForSequenceClassification, FlexForTokenClassification, FlexForQuestionAnswering,
+ FlexForMultipleChoice) = task_heads("Flex", FlexModel, "flex", sequence=POOLER, choice=POOLER)

@@ -11,7 +11,8 @@ it is, or another multiple (8, 64, …) to trade compiles for padded work.
 
 Two families see right padding, and are never bucketed (`PADDING_VISIBLE`): ConvBERT's span-based dynamic
 convolution mixes each position with its neighbours, padding included, and MobileBERT's trigram embedding reads
-the next token's embedding (a pad token's, instead of zeros, at the last real position) — as in `transformers`.
+the next token's embedding (a pad token's, instead of zeros, at the last real position) — as in `transformers`; so
+is a config that says `padding_visible` (Flex with ConvBERT's convolution).
 Calls with targets (labels, positions, packed rows) or `inputs_embeds` are not bucketed either: they run as given.
 
 The forward pass. The model is split once (`nnx.split`) into its graph and its Variables; each call reads the
@@ -58,7 +59,7 @@ def bucket_length(length: int, multiple: int | None, limit: int | None = None) -
 
 def padded_length(model, length: int) -> int:
     """The length `model` runs a host call of `length` tokens at (the bucket rule above)."""
-    if model.config.model_type in PADDING_VISIBLE:
+    if model.config.model_type in PADDING_VISIBLE or getattr(model.config, "padding_visible", False):
         return length
     return bucket_length(length, model.pad_to_multiple_of, model.config.longest_input)
 

@@ -18,6 +18,7 @@ ACTIVATIONS = {
     "silu": jax.nn.silu,
     "swish": jax.nn.silu,
     "tanh": jax.numpy.tanh,
+    "sigmoid": jax.nn.sigmoid,    # GLU's gate (Dauphin et al. 2017)
 }
 
 

@@ -4,7 +4,10 @@ BERT (Devlin et al., 2019, §3.2, Figure 2): the input representation of token i
     E_i = LayerNorm(word[input_ids_i] + position[i] + token_type[token_type_ids_i])
 Shapes: input_ids (batch, seq) → (batch, seq, embedding_size).
 Position i is the token's index, or what `position_ids` says: RoBERTa's count from padding_idx + 1
-(`offset_position_ids`, fairseq's `make_positions`).
+(`offset_position_ids`, fairseq's `make_positions`). Without a position table (`max_position_embeddings` 0: the
+positions are ALiBi's or RoPE's, in attention) or a token-type table (`type_vocab_size` 0) the sum has those terms
+fewer: E_i = LayerNorm(word[x_i] + token_type[t_i]) is MosaicBERT's (Portes et al. 2023, §2.1), LayerNorm(word[x_i])
+ModernBERT's (Warner et al. 2024, §2.1.1).
 """
 
 import jax
@@ -12,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from minibert.nn.linear import Linear
-from minibert.nn.norms import LayerNorm
+from minibert.nn.norms import normalization
 
 
 class Embedding(nnx.Module):
@@ -42,16 +45,21 @@ def offset_position_ids(input_ids: jax.Array, padding_idx: int) -> jax.Array:
 
 
 class Embeddings(nnx.Module):
-    """word + position + token type embeddings → LayerNorm → dropout (HF `BertEmbeddings`)."""
+    """word + position + token type embeddings → LayerNorm → dropout (HF `BertEmbeddings`).
+
+    `max_position_embeddings` / `type_vocab_size` 0: no such table (and no such term). The norm is the one
+    `norm_type` names (nn/norms.py `normalization`: LayerNorm, its bias only with `norm_bias`, or NoNorm), under
+    HF's name `LayerNorm` whichever it is."""
 
     def __init__(self, *, vocab_size: int, embedding_size: int, max_position_embeddings: int, type_vocab_size: int,
-                 layer_norm_eps: float, dropout: float, pad_token_id: int | None = None, init_std: float = 0.02,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 layer_norm_eps: float, dropout: float, pad_token_id: int | None = None, norm_type: str = "layer_norm",
+                 norm_bias: bool = True, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
         table = dict(init_std=init_std, dtype=dtype, rngs=rngs)
         self.word_embeddings = Embedding(vocab_size, embedding_size, padding_idx=pad_token_id, **table)
-        self.position_embeddings = Embedding(max_position_embeddings, embedding_size, **table)
-        self.token_type_embeddings = Embedding(type_vocab_size, embedding_size, **table)
-        self.LayerNorm = LayerNorm(embedding_size, eps=layer_norm_eps, dtype=dtype)
+        self.position_embeddings = (Embedding(max_position_embeddings, embedding_size, **table)
+                                    if max_position_embeddings else None)
+        self.token_type_embeddings = Embedding(type_vocab_size, embedding_size, **table) if type_vocab_size else None
+        self.LayerNorm = normalization(norm_type, embedding_size, eps=layer_norm_eps, use_bias=norm_bias, dtype=dtype)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, input_ids: jax.Array | None, token_type_ids: jax.Array,
@@ -60,8 +68,12 @@ class Embeddings(nnx.Module):
         `position_ids` (batch, seq), when given, replaces 0, 1, …, seq − 1."""
         words = (self.word_embeddings(input_ids) if inputs_embeds is None
                  else inputs_embeds.astype(self.word_embeddings.dtype))
-        positions = jnp.arange(token_type_ids.shape[1])[None, :] if position_ids is None else position_ids
-        x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        x = words
+        if self.position_embeddings is not None:
+            positions = jnp.arange(token_type_ids.shape[1])[None, :] if position_ids is None else position_ids
+            x = x + self.position_embeddings(positions)
+        if self.token_type_embeddings is not None:
+            x = x + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 
 
@@ -71,13 +83,13 @@ class EmbeddingProjection(Linear):
     (O(V·H) → O(V·E + E·H), Lan et al. 2020, ALBERT §3.1); ELECTRA (Clark et al. 2020, §3.2) and ConvBERT embed
     this way. (batch, seq, E) → (batch, seq, H)."""
 
-    def __init__(self, embedding_size: int, hidden_size: int, *, init_std: float = 0.02, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+    def __init__(self, embedding_size: int, hidden_size: int, *, use_bias: bool = True, init_std: float = 0.02,
+                 dtype=jnp.float32, rngs: nnx.Rngs):
         if embedding_size == hidden_size:
             self.weight = self.bias = None
             self.dtype = dtype
         else:
-            super().__init__(embedding_size, hidden_size, init_std=init_std, dtype=dtype, rngs=rngs)
+            super().__init__(embedding_size, hidden_size, use_bias=use_bias, init_std=init_std, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return x if self.weight is None else super().__call__(x)

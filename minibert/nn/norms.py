@@ -54,10 +54,14 @@ class NoNorm(nnx.Module):
         return x.astype(self.dtype) * self.weight[...].astype(self.dtype) + self.bias[...].astype(self.dtype)
 
 
-def normalization(kind: str, features: int, *, eps: float, dtype=jnp.float32) -> LayerNorm | NoNorm:
-    """The norm a config names (`normalization_type`): "layer_norm" (with `eps`) or "no_norm" (which has none)."""
+def normalization(kind: str, features: int, *, eps: float, use_bias: bool = True,
+                  dtype=jnp.float32) -> LayerNorm | NoNorm:
+    """The norm a config names (`normalization_type`): "layer_norm" (with `eps`; its β only with `use_bias`) or
+    "no_norm" (which has no eps, and always its β: without it NoNorm would be a bare scale)."""
     if kind == "layer_norm":
-        return LayerNorm(features, eps=eps, dtype=dtype)
+        return LayerNorm(features, eps=eps, use_bias=use_bias, dtype=dtype)
     if kind == "no_norm":
+        if not use_bias:
+            raise ValueError("no_norm without a bias is not supported: NoNorm is γ ∘ h + β, its β always there")
         return NoNorm(features, dtype=dtype)
     raise ValueError(f"unknown normalization_type {kind!r}; known: layer_norm, no_norm")

@@ -170,10 +170,11 @@ class Trainer:
             pending.append((micro_step, metrics))
             tokens += real_tokens
             done = micro_step + 1
-            if done % c.log_every == 0 or done == total or done % c.save_every == 0:
+            logs = done % c.log_every == 0 or done == total or done % c.save_every == 0
+            if logs:
                 record = self._check(pending, last_good)
                 pending = []
-                elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+                elapsed = time.perf_counter() - clock          # training steps only: evaluations come after
                 record.update(step=done, learning_rate=float(self.schedule(done // c.grad_accumulation)),
                               tokens_per_second=tokens / elapsed)
                 tokens = 0
@@ -190,6 +191,8 @@ class Trainer:
             if done % c.save_every == 0 or done == total:
                 self.save(done)
                 last_good = done
+            if logs:
+                clock = time.perf_counter()                    # the next interval starts after evaluating and saving
             bar.update(1)
         bar.close()
         return history

@@ -47,8 +47,12 @@ FAMILIES = {
                                                 relative_attention=True, pos_att_type=["p2c", "c2p"],
                                                 position_buckets=4, share_att_key=True, norm_rel_ebd="layer_norm",
                                                 position_biased_input=False, type_vocab_size=0, legacy=False)),
+    "flex": ("FlexForMaskedLM", dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=24, max_position_embeddings=12, type_vocab_size=2,
+                                     positions="rope", attention="local_global", local_attention=4, ffn="geglu",
+                                     norm="pre", unpad=True)),
 }
-NO_REFERENCE = {"mosaic_bert"}          # no `transformers` class: tested against NumPy in tests/models/
+NO_REFERENCE = {"mosaic_bert", "flex"}  # no `transformers` class: tested against NumPy / the families in tests/models/
 
 
 @functools.cache

@@ -1,0 +1,59 @@
+"""bench/ablations.py: the verdict of a Δ against the seeds' spread, and the smoke run end to end (BERT-tiny, two
+variants, one seed, 4 steps on WikiText-2; no timing judged)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "bench" / "ablations.py"
+WIKITEXT = Path(__file__).parents[3] / "shared" / "data" / "wikitext-2-raw"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("ablations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module           # (its dataclasses look their module up there)
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(variant, seed, loss, budget="tokens"):
+    return dict(variant=variant, budget=budget, seed=seed, steps=10, step_time=0.1, parameters=100,
+                flops_per_token=1e6, eval_loss=loss, eval_accuracy=0.1, curve=[(1.0, loss)])
+
+
+def test_a_delta_is_real_only_beyond_two_standard_errors():
+    bench = load_bench()
+    runs = [record("baseline", s, loss) for s, loss in enumerate([5.0, 5.1, 4.9])]
+    runs += [record("pre-LN", s, loss) for s, loss in enumerate([4.5, 4.6, 4.4])]      # Δ −0.5, spread 0.1
+    runs += [record("RoPE", s, loss) for s, loss in enumerate([4.95, 5.15, 4.85])]    # Δ −0.017: noise
+    rows = {r["variant"]: r for r in bench.summarise(runs, ["baseline", "pre-LN", "RoPE"]) if r["budget"] == "tokens"}
+    assert rows["pre-LN"]["delta"] == pytest.approx(-0.5) and rows["pre-LN"]["verdict"] == "real"
+    assert rows["RoPE"]["verdict"] == "within noise" and rows["baseline"]["verdict"] == "—"
+    assert "| tokens | pre-LN | 100 | 1.0 | 10 | 100 | 4.500 ± 0.100 |" in bench.table(list(rows.values()))
+
+
+@pytest.mark.slow
+def test_smoke_run(tmp_path):
+    if not (WIKITEXT / "wiki.test.raw").is_file():
+        pytest.skip("../shared/data/wikitext-2-raw is absent")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--data", str(WIKITEXT), "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [(r["variant"], r["budget"]) for r in runs] == [("baseline", "tokens"), ("pre-LN", "tokens")]
+    assert all(r["parameters"] > 0 and r["flops_per_token"] > 0 and r["eval_loss"] > 0 for r in runs)
+    assert "| tokens | pre-LN |" in (tmp_path / "table.md").read_text() and (tmp_path / "ablations.png").is_file()
+    again = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--data", str(WIKITEXT), "--output", str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)      # finished runs are not redone
+    assert again.returncode == 0 and len((tmp_path / "runs.jsonl").read_text().splitlines()) == 2
+
+
+def test_missing_data_is_one_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--data", str(tmp_path), "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "holds no wiki.valid.raw" in done.stderr and "Traceback" not in done.stderr
