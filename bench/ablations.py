@@ -9,19 +9,21 @@ Every variant is the composable encoder (`minibert/models/flex.py`, `--family fl
 the baseline: BERT (Devlin et al. 2019) — post-LN, learned absolute positions, GELU MLP, biases, token types, 15%
 masking — at `--size` (default tiny: L=2, H=128, Turc et al. 2019; 200 updates of 32 × 64 tokens). BERT-mini
 (`--size mini`, L=4, H=256) is the issue's baseline, but it does not fit the hour on 2 CPU cores: 0.95 s a step,
-so 120 updates a run and about 2.5 hours for the table, and at 120 updates it still answers "the" to every mask. The data is WikiText-2 (Merity et al. 2016):
+so 120 updates a run and about 2.5 hours for the table (another job sharing the CPU), and at 120 updates it still
+answers "the" to every mask. The data is WikiText-2 (Merity et al. 2016):
 its validation split to train on, its test split held out (both prepared once into OUTPUT/data with one WordPiece
 vocabulary trained on the validation split; the held-out documents are exactly the test split's, scored on at most
 512 rows masked at 15% whatever the training rate, `pretrain.EVAL_MASK_RATE`).
 
 Each variant trains `--seeds` times (seed = initialisation, masking and data order) under two budgets:
 - **tokens**: `--steps` updates of `--batch-size` × `--seq-len` tokens, as the baseline;
-- **time**: the baseline's training time (its steps × its step time, mean over seeds), spent at the variant's own
+- **time**: the baseline's training time (its steps × its step time), spent at the variant's own
   step time: steps = baseline time / variant step time (a variant within 10% of the baseline's step time, the
   timing noise of a shared CPU, reuses its token run).
 Reported per variant and budget (`table.md`, stdout): parameters; forward FLOPs per token (XLA's count of the
-compiled forward at (batch, seq), the MLM head over every position); step time (the median of the logged
-intervals after the first, compilation excluded: batch × seq / tokens_per_second); held-out MLM loss and
+compiled forward at (batch, seq), the MLM head over every position); step time (a timing run of 60 updates per
+variant after the training runs, the variants one after the other: the median of the logged intervals after the
+first, compilation and evaluation excluded, batch × seq / tokens_per_second); held-out MLM loss and
 accuracy, mean ± std over seeds; and Δ loss against the baseline with its verdict: "real" when
 |Δ| > 2·√(s²_variant/n + s²_baseline/n) (two standard errors of the difference), else "within noise". The
 plot (`ablations.png`) draws held-out loss against training time (step × step time) for every run.
@@ -83,10 +85,12 @@ VARIANTS = {
 }
 NOT_YET = {   # the issue's other variants: the composable encoder does not express them yet
     "bottleneck + stacked FFNs": "MobileBERT's bottlenecks are not a Flex choice yet",
-    "RTD objective": "ELECTRA's pretrainer takes ELECTRA models; a Flex generator/discriminator pair is not wired yet",
+    "RTD objective": "Flex trains with it (`--objective rtd`, FlexPretrainer), but what RTD buys is the "
+                     "discriminator's, which a held-out MLM loss does not score (it is the small generator's): it "
+                     "needs a downstream score, e.g. SST-2 after fine-tuning, not in this table yet",
 }
 SMOKE = ("baseline", "pre-LN")
-SAME_SPEED = 0.10     # a step time within 10% of the baseline's (a shared CPU's timing noise): the token run serves both
+SAME_SPEED = 0.10     # a step time within 10% of the baseline's (a CPU's timing noise): the token run serves both
 
 
 def prepare_wikitext(source: Path, output: Path) -> tuple[Path, float]:
@@ -138,17 +142,37 @@ def train(args, name: str, variant: Variant, seed: int, steps: int, data: Path, 
                                               output_dir=str(out)))
     shutil.rmtree(out, ignore_errors=True)     # a run killed before its line in runs.jsonl: begun again
     model, _, history = pretrain(config)
-    rates = [r["tokens_per_second"] for r in history if "tokens_per_second" in r][1:]   # the first: compilation
-    step_time = args.batch_size * args.seq_len / float(np.median(rates)) if rates else float("nan")
     scored = [r for r in history if "eval_loss" in r]
-    return dict(variant=name, budget=budget, seed=seed, steps=steps, step_time=step_time,
+    return dict(variant=name, budget=budget, seed=seed, steps=steps,
                 parameters=int(sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))),
                 flops_per_token=forward_flops_per_token(model, args.batch_size, args.seq_len),
                 eval_loss=scored[-1]["eval_loss"], eval_accuracy=scored[-1]["eval_accuracy"],
-                curve=[(r["step"] * step_time, r["eval_loss"]) for r in scored])
+                curve=[(r["step"], r["eval_loss"]) for r in scored])
 
 
-def summarise(runs: list[dict], names: list[str]) -> list[dict]:
+def step_time(args, name: str, data: Path, held_out: float) -> float:
+    """Seconds per update of the variant: `--timing-steps` updates after the first interval (compilation), the median of
+    the logged intervals (batch × seq / tokens_per_second, evaluations excluded), the variants timed one after the
+    other so that each sees the same machine."""
+    from minibert.training.loop import TrainConfig
+    from minibert.training.pretrain import PretrainConfig, pretrain
+
+    out = Path(args.output) / "timing" / name.replace("/", "-").replace(" ", "-")
+    shutil.rmtree(out, ignore_errors=True)
+    variant = VARIANTS[name]
+    every = max(1, args.timing_steps // 6)
+    config = PretrainConfig(family="flex", size=args.size, objective="mlm", config_overrides=variant.overrides or None,
+                            data=str(data), seq_len=args.seq_len, batch_size=args.batch_size,
+                            mask_rate=variant.mask_rate, held_out_documents=held_out, dtype=args.dtype,
+                            train=TrainConfig(steps=args.timing_steps, learning_rate=args.lr, log_every=every,
+                                              eval_every=args.timing_steps, save_every=args.timing_steps,
+                                              output_dir=str(out)))
+    _, _, history = pretrain(config)
+    rates = [r["tokens_per_second"] for r in history][1:]           # the first interval holds the compilation
+    return args.batch_size * args.seq_len / float(np.median(rates))
+
+
+def summarise(runs: list[dict], names: list[str], step_times: dict[str, float]) -> list[dict]:
     """Per variant and budget: the means, stds and Δ loss against the baseline with its verdict."""
     rows = []
     for budget in ("tokens", "time"):
@@ -164,7 +188,7 @@ def summarise(runs: list[dict], names: list[str]) -> list[dict]:
             delta = loss.mean() - np.mean(base)
             rows.append(dict(budget=budget, variant=name, parameters=mine[0]["parameters"],
                              flops_per_token=mine[0]["flops_per_token"], steps=mine[0]["steps"],
-                             step_time=float(np.mean([r["step_time"] for r in mine])), loss=loss.mean(),
+                             step_time=step_times[name], loss=loss.mean(),
                              loss_std=loss.std(ddof=1) if len(loss) > 1 else 0.0,
                              accuracy=np.mean([r["eval_accuracy"] for r in mine]),
                              accuracy_std=np.std([r["eval_accuracy"] for r in mine], ddof=1) if len(mine) > 1 else 0.0,
@@ -183,7 +207,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: list[dict], path: Path) -> None:
+def plot(runs: list[dict], step_times: dict[str, float], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -193,8 +217,8 @@ def plot(runs: list[dict], path: Path) -> None:
     for ax, budget in zip(axes, ("tokens", "time")):
         for r in runs:
             if r["budget"] == budget or (budget == "time" and r["variant"] == "baseline"):
-                seconds, loss = zip(*r["curve"])
-                ax.plot(seconds, loss, "-", color=colors[r["variant"]], alpha=0.7,
+                steps, loss = zip(*r["curve"])
+                ax.plot(np.array(steps) * step_times[r["variant"]], loss, "-", color=colors[r["variant"]], alpha=0.7,
                         label=r["variant"] if r["seed"] == 0 else None)
         ax.set(xlabel="training time (s: step × step time)", title=f"equal {budget} budget")
     axes[0].set_ylabel("held-out MLM loss (WikiText-2 test)")
@@ -212,6 +236,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--timing-steps", type=int, default=60, help="updates of each variant's timing run")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: every one")
     p.add_argument("--data", default=str(_HERE.parent.parent / "shared" / "data" / "wikitext-2-raw"),
                    help="the folder of wiki.valid.raw and wiki.test.raw")
@@ -219,7 +244,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     if args.smoke:
-        args.size, args.steps, args.seq_len, args.batch_size, args.seeds = "tiny", 4, 32, 8, 1
+        args.size, args.steps, args.seq_len, args.batch_size, args.seeds, args.timing_steps = "tiny", 4, 32, 8, 1, 6
         args.variants = list(SMOKE)
     names = ["baseline", *[n for n in (args.variants or VARIANTS) if n != "baseline"]]
     source = Path(args.data)
@@ -240,30 +265,36 @@ def main(argv=None) -> int:
         runs.append(record)
         with log.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        print(f"{name:<14} {budget:<6} seed {seed}: {steps} steps, {1e3 * record['step_time']:.0f} ms/step, "
+        print(f"{name:<14} {budget:<6} seed {seed}: {steps} steps, "
               f"held-out loss {record['eval_loss']:.3f}, accuracy {record['eval_accuracy']:.3f}", flush=True)
         return record
 
-    for seed in range(args.seeds):                          # the token budget first: it sets the time budget
+    for seed in range(args.seeds):                          # the token budget first
         for name in names:
             run(name, seed, args.steps, "tokens")
-    baseline_time = args.steps * np.mean([r["step_time"] for r in runs
-                                          if r["variant"] == "baseline" and r["budget"] == "tokens"])
+    timing = out / "step_times.json"                         # then the step times, which set the time budget
+    step_times = json.loads(timing.read_text()) if timing.is_file() else {}
+    for name in names:
+        if name not in step_times:
+            step_times[name] = step_time(args, name, data, held_out)
+            timing.write_text(json.dumps(step_times, indent=1))
+            print(f"{name:<14} {1e3 * step_times[name]:.0f} ms/step", flush=True)
+    baseline_time = args.steps * step_times["baseline"]
     for seed in range(args.seeds):
         for name in names[1:]:
-            step_time = np.mean([r["step_time"] for r in runs if r["variant"] == name and r["budget"] == "tokens"])
-            steps = max(1, round(baseline_time / step_time))
+            steps = max(1, round(baseline_time / step_times[name]))
             if abs(steps - args.steps) > SAME_SPEED * args.steps:
                 run(name, seed, steps, "time")
             else:                                            # as fast as the baseline: its token run is the same
                 runs.append({**run(name, seed, args.steps, "tokens"), "budget": "time"})
     runs = [r for r in runs if r["variant"] in names]
     text = (f"{datetime.date.today()} · {platform.node()} ({os.cpu_count()} cores) · `python bench/ablations.py "
-            f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{table(summarise(runs, names))}\n\n"
+            f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
+            f"{table(summarise(runs, names, step_times))}\n\n"
             + "\n".join(f"- **{n}**: {v.claim}" for n, v in VARIANTS.items() if n in names)
             + "\n\nNot measured yet: " + "; ".join(f"{n} ({why})" for n, why in NOT_YET.items()) + ".\n")
     (out / "table.md").write_text(text)
-    plot(runs, out / "ablations.png")
+    plot(runs, step_times, out / "ablations.png")
     print(text)
     return 0
 

@@ -15,7 +15,7 @@ from minibert.models.electra import (ElectraConfig, ElectraForMaskedLM, ElectraF
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM, ConvBertModel
 from minibert.models.deberta_v2 import DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2Model
 from minibert.models.distilbert import DistilBertConfig, DistilBertForMaskedLM, DistilBertModel
-from minibert.models.flex import FlexConfig, FlexForMaskedLM, FlexModel
+from minibert.models.flex import FlexConfig, FlexForMaskedLM, FlexForPreTraining, FlexModel
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM, MobileBertForPreTraining, MobileBertModel
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertModel
@@ -41,7 +41,7 @@ __all__ = [
     "DebertaV2Config", "DebertaV2ForMaskedLM", "DebertaV2Model",
     "DistilBertConfig", "DistilBertForMaskedLM", "DistilBertModel",
     "ElectraConfig", "ElectraForMaskedLM", "ElectraForPreTraining", "ElectraModel", "ElectraPretrainer",
-    "FlexConfig", "FlexForMaskedLM", "FlexModel",
+    "FlexConfig", "FlexForMaskedLM", "FlexForPreTraining", "FlexModel",
     "ModernBertConfig", "ModernBertForMaskedLM", "ModernBertModel",
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",

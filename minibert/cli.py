@@ -411,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     option(p, "--family", defaults, "family", f"{', '.join(FAMILIES)} (flex: any combination of the ideas, "
                                               f"chosen with --config-overrides)")
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
-    p.add_argument("--objective", help="mlm, mlm+nsp (bert, mobilebert), mlm+sop (albert), rtd (electra); "
+    p.add_argument("--objective", help="mlm, mlm+nsp (bert, mobilebert, flex), mlm+sop (albert), rtd (electra, "
+                                              "deberta, flex); "
                                               "default: the family's own")
     p.add_argument("--config-overrides", help="model config values over the size's, as transformers' run_mlm.py "
                                               "takes them: 'num_hidden_layers=4,hidden_dropout_prob=0.2'")

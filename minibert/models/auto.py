@@ -12,7 +12,7 @@ module has, instead of classes registering themselves when their module happens 
     distilbert     minibert.models.distilbert    base, masked-lm + the fine-tuning tasks
     albert         minibert.models.albert        base, masked-lm, pretraining (MLM + SOP) + fine-tuning
     deberta-v2     minibert.models.deberta_v2    base, masked-lm, pretraining (the v3 RTD discriminator) + fine-tuning
-    flex           minibert.models.flex          base, masked-lm + the fine-tuning tasks (the composable encoder)
+    flex           minibert.models.flex          base, masked-lm, pretraining (MLM + NSP) + fine-tuning (composable)
 
 The fine-tuning heads (sequence-classification, token-classification, question-answering, multiple-choice) live in
 `minibert.models.finetuning`. Modules are imported when first asked for (reading a config imports every
@@ -84,7 +84,8 @@ MODEL_CLASSES: dict[str, dict[str, str]] = {   # model_type → task → class n
                **_finetuning("Albert")},
     "deberta-v2": {"base": "DebertaV2Model", "masked-lm": "DebertaV2ForMaskedLM",
                    "pretraining": "DebertaV2ForReplacedTokenDetection", **_finetuning("DebertaV2")},
-    "flex": {"base": "FlexModel", "masked-lm": "FlexForMaskedLM", **_finetuning("Flex")},
+    "flex": {"base": "FlexModel", "masked-lm": "FlexForMaskedLM", "pretraining": "FlexForPreTraining",
+             "replaced-token-detection": "FlexForReplacedTokenDetection", **_finetuning("Flex")},
 }
 
 

@@ -49,13 +49,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from minibert import losses
+from minibert import losses, rtd
 from minibert.checkpoints.hf import model_state_dict
 from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertForMaskedLM
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM
-from minibert.models.heads import Pooler, select_masked
+from minibert.models.electra import ElectraDiscriminatorPredictions, ElectraPretrainer
+from minibert.models.heads import NextSentencePredictionHead, Pooler, select_masked
 from minibert.models.modernbert import FULL, SLIDING, ModernBertConfig, ModernBertForMaskedLM
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM
 from minibert.models.outputs import ModelOutput
@@ -399,15 +400,18 @@ class FlexForMaskedLM(PreTrainedModel):
 
     config_class = FlexConfig
     base_model_prefix = "flex"
+    nsp = False                # FlexForPreTraining: the pooler and BERT's NSP classifier too
 
     def __init__(self, config: FlexConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
         rngs = rngs or nnx.Rngs(0)
         c = config
         self.config = config
-        self.flex = FlexModel(c, add_pooling_layer=False, dtype=dtype, rngs=rngs)
+        self.flex = FlexModel(c, add_pooling_layer=self.nsp, dtype=dtype, rngs=rngs)
         self.head = FlexMLMHead(c, dtype=dtype, rngs=rngs)
         self.decoder = TiedDecoder(c.embedding_width, c.vocab_size, tied=c.tie_word_embeddings,
                                    init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        self.cls = (NextSentencePredictionHead(c.hidden_size, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+                    if self.nsp else None)
 
     def check_inputs(self, input_ids, attention_mask, token_type_ids, *, segment_ids=None, position_ids=None) -> None:
         self.flex.check_inputs(input_ids, attention_mask, token_type_ids, segment_ids=segment_ids,
@@ -426,6 +430,84 @@ class FlexForMaskedLM(PreTrainedModel):
         return ModelOutput(last_hidden_state=last,
                            hidden_states=tuple(map(context.padded, states)) if output_hidden_states else None,
                            logits=logits, loss=None if labels is None else losses.masked_lm_loss(logits, labels))
+
+
+class FlexForPreTraining(FlexForMaskedLM):
+    """Flex with the MLM head and BERT's NSP classifier on the pooled [CLS] (Devlin et al. 2019, §3.1, task #2):
+    logits (batch, seq, vocab) as FlexForMaskedLM, seq_relationship_logits (batch, 2), class 0 = "B follows A";
+    loss = MLM + NSP given `labels` and `next_sentence_label` (batch,)."""
+
+    nsp = True
+
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
+                position_ids=None, labels=None, masked_positions=None, inputs_embeds=None, next_sentence_label=None):
+        out = super().forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                              segment_ids=segment_ids, position_ids=position_ids, labels=labels,
+                              masked_positions=masked_positions, inputs_embeds=inputs_embeds)
+        nsp_logits = self.cls(self.flex.pooler(out.last_hidden_state))             # W tanh(W_p h_[CLS] + b_p) + b
+        return out.replace(seq_relationship_logits=nsp_logits,
+                           loss=losses.pretraining_loss(out.logits, labels, nsp_logits, next_sentence_label))
+
+
+class FlexForReplacedTokenDetection(PreTrainedModel):
+    """Flex as ELECTRA's discriminator (Clark et al. 2020, §2): logits (batch, seq) = wᵀ act(W h_t + b) + c, > 0 means
+    "replaced" (ELECTRA's head, `ElectraDiscriminatorPredictions`); given `labels` (batch, seq), 1 = replaced,
+    loss = binary cross-entropy averaged over attended tokens. Trained by `FlexPretrainer`."""
+
+    config_class = FlexConfig
+    base_model_prefix = "flex"
+
+    def __init__(self, config: FlexConfig, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        rngs = rngs or nnx.Rngs(0)
+        self.config = config
+        self.flex = FlexModel(config, add_pooling_layer=False, dtype=dtype, rngs=rngs)
+        self.discriminator_predictions = ElectraDiscriminatorPredictions(config, dtype=dtype, rngs=rngs)
+
+    def check_inputs(self, input_ids, attention_mask, token_type_ids, *, segment_ids=None, position_ids=None) -> None:
+        self.flex.check_inputs(input_ids, attention_mask, token_type_ids, segment_ids=segment_ids,
+                               position_ids=position_ids)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
+                inputs_embeds=None):
+        out = self.flex.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
+                                inputs_embeds=inputs_embeds)
+        logits = self.discriminator_predictions(out.last_hidden_state)
+        loss = None if labels is None else losses.replaced_token_detection_loss(logits, labels, attention_mask)
+        return out.replace(logits=logits, loss=loss)
+
+
+class FlexPretrainer(ElectraPretrainer):
+    """ELECTRA's replaced-token detection (rtd.py; the loss and `__call__` are ElectraPretrainer's) for any Flex
+    combination: a generator FlexForMaskedLM `generator_fraction` as wide as the discriminator, the two sharing one
+    embeddings module (word, position and token-type tables and their norm, E wide: the generator maps E → its own
+    width with `embeddings_project`, §3.2). `save_pretrained`: the discriminator to the path, the generator to
+    path/generator."""
+
+    def __init__(self, generator: FlexForMaskedLM, discriminator: FlexForReplacedTokenDetection, *,
+                 rtd_weight: float = rtd.RTD_WEIGHT):
+        g, d = generator.config, discriminator.config
+        fields = ("vocab_size", "embedding_width", "positions", "max_position_embeddings", "type_vocab_size",
+                  "norm_type", "bias", "layer_norm_eps")
+        differ = [f"{f}: generator {getattr(g, f)}, discriminator {getattr(d, f)}" for f in fields
+                  if getattr(g, f) != getattr(d, f)]
+        if differ:
+            raise ValueError("generator and discriminator cannot share embeddings:\n  " + "\n  ".join(differ))
+        generator.flex.embeddings = discriminator.flex.embeddings
+        self.generator, self.discriminator, self.rtd_weight = generator, discriminator, rtd_weight
+
+    @classmethod
+    def from_config(cls, discriminator: FlexConfig, generator_fraction: float, *, dtype=jnp.float32,
+                    rngs: nnx.Rngs | None = None) -> FlexPretrainer:
+        """A fresh pair: the generator has the discriminator's heads' size, `generator_fraction` of its width, heads
+        and FFN, and its E-wide embeddings (ELECTRA's 1/4, Appendix Table 6)."""
+        rngs = rngs or nnx.Rngs(0)
+        heads = max(1, round(discriminator.num_attention_heads * generator_fraction))
+        generator = dataclasses.replace(discriminator, hidden_size=heads * discriminator.head_dim,
+                                        num_attention_heads=heads, embedding_size=discriminator.embedding_width,
+                                        intermediate_size=max(1, round(discriminator.intermediate_size
+                                                                       * generator_fraction)))
+        return cls(FlexForMaskedLM(generator, dtype=dtype, rngs=rngs),
+                   FlexForReplacedTokenDetection(discriminator, dtype=dtype, rngs=rngs))
 
 
 # ---- the families as Flex: their config values and their weights' names ----------------------------------------

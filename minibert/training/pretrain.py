@@ -31,6 +31,7 @@ from minibert import presets
 from minibert.models import auto
 from minibert.models.deberta_v2 import DebertaV3Pretrainer
 from minibert.models.electra import ElectraPretrainer
+from minibert.models.flex import FlexPretrainer
 from minibert.nn.attention import IMPLEMENTATIONS, set_attention_implementation
 from minibert.options import AT_LEAST_0, AT_LEAST_1, OPEN_UNIT, Range, bounded, check
 from minibert.tokenization import AutoTokenizer, Tokenizer
@@ -42,6 +43,9 @@ from minibert.training.prepare import (TOKENIZER_DIR, TOKENIZERS, VOCAB_SIZE, Pr
                                        summary)
 from minibert.training.shards import PreparedCorpus
 
+RTD_PRETRAINERS = {   # the discriminator class an "rtd" objective names → the pair that trains it
+    "ElectraForPreTraining": ElectraPretrainer, "DebertaV2ForReplacedTokenDetection": DebertaV3Pretrainer,
+    "FlexForReplacedTokenDetection": FlexPretrainer}
 EVAL_EXAMPLES = 512                       # held-out examples scored at each evaluation, at most (in batches)
 EVAL_MASK_RATE = 0.15                     # held-out rows are masked as BERT masks (Devlin et al. 2019 §3.1), whatever
                                           # the training rate, so that runs masking 15% and 30% compare
@@ -142,7 +146,7 @@ def build(config: PretrainConfig):
     batches, eval_batch = corpus_batches(config, p, tokenizer, corpus)
     rngs, dtype = nnx.Rngs(config.train.seed), jnp.dtype(config.dtype)
     if p.objective == "rtd":  # generator + discriminator sharing their embeddings (ELECTRA), or their GDES (DeBERTa)
-        pretrainer = DebertaV3Pretrainer if config.family == "deberta" else ElectraPretrainer
+        pretrainer = RTD_PRETRAINERS[p.model_class.__name__]
         model = pretrainer.from_config(p.model_config, p.family.generator_fraction, dtype=dtype, rngs=rngs)
     else:
         model = p.model_class(p.model_config, dtype=dtype, rngs=rngs)

@@ -22,8 +22,11 @@ def load_bench():
 
 
 def record(variant, seed, loss, budget="tokens"):
-    return dict(variant=variant, budget=budget, seed=seed, steps=10, step_time=0.1, parameters=100,
+    return dict(variant=variant, budget=budget, seed=seed, steps=10, parameters=100,
                 flops_per_token=1e6, eval_loss=loss, eval_accuracy=0.1, curve=[(1.0, loss)])
+
+
+TIMES = {"baseline": 0.1, "pre-LN": 0.1, "RoPE": 0.1}
 
 
 def test_a_delta_is_real_only_beyond_two_standard_errors():
@@ -31,10 +34,12 @@ def test_a_delta_is_real_only_beyond_two_standard_errors():
     runs = [record("baseline", s, loss) for s, loss in enumerate([5.0, 5.1, 4.9])]
     runs += [record("pre-LN", s, loss) for s, loss in enumerate([4.5, 4.6, 4.4])]      # Δ −0.5, spread 0.1
     runs += [record("RoPE", s, loss) for s, loss in enumerate([4.95, 5.15, 4.85])]    # Δ −0.017: noise
-    rows = {r["variant"]: r for r in bench.summarise(runs, ["baseline", "pre-LN", "RoPE"]) if r["budget"] == "tokens"}
+    rows = {r["variant"]: r for r in bench.summarise(runs, ["baseline", "pre-LN", "RoPE"], TIMES)
+            if r["budget"] == "tokens"}
     assert rows["pre-LN"]["delta"] == pytest.approx(-0.5) and rows["pre-LN"]["verdict"] == "real"
     assert rows["RoPE"]["verdict"] == "within noise" and rows["baseline"]["verdict"] == "—"
     assert "| tokens | pre-LN | 100 | 1.0 | 10 | 100 | 4.500 ± 0.100 |" in bench.table(list(rows.values()))
+    assert [r["steps"] for r in bench.summarise(runs, ["baseline"], {"baseline": 0.1})] == [10, 10]
 
 
 @pytest.mark.slow
@@ -46,6 +51,7 @@ def test_smoke_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert [(r["variant"], r["budget"]) for r in runs] == [("baseline", "tokens"), ("pre-LN", "tokens")]
+    assert set(json.loads((tmp_path / "step_times.json").read_text())) == {"baseline", "pre-LN"}
     assert all(r["parameters"] > 0 and r["flops_per_token"] > 0 and r["eval_loss"] > 0 for r in runs)
     assert "| tokens | pre-LN |" in (tmp_path / "table.md").read_text() and (tmp_path / "ablations.png").is_file()
     again = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--data", str(WIKITEXT), "--output", str(tmp_path)],

@@ -4,6 +4,7 @@ batches; the combinations the modules cannot express are refused with the reason
 (finite loss) and give the same outputs unpadded as padded, and packed documents as documents alone; checkpoints
 round-trip under model_type "flex"."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -266,3 +267,48 @@ def test_feed_forward_against_numpy(ffn, hidden_act, gate):
         w, v = np.split(h, 2, axis=-1)
         inner = gate(w) * v
     np.testing.assert_allclose(np.asarray(layer(x)), inner @ wo.T + bo, atol=1e-5)
+
+
+def test_pretraining_model_adds_bert_nsp_head_on_the_pooler():
+    """seq_relationship_logits = W tanh(W_p h_[CLS] + b_p) + b; loss = MLM + NSP cross-entropy (BERT §3.1)."""
+    config = FlexConfig(vocab_size=23, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=12,
+                        positions="rope", norm="pre")
+    model = minibert.FlexForPreTraining(config, rngs=nnx.Rngs(0))
+    model.eval()
+    rng = np.random.default_rng(0)
+    ids, mask = rng.integers(1, 23, (3, 6)), np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 5 + [0]])
+    labels, nsp = np.where(rng.random((3, 6)) < 0.3, ids, -100), np.array([0, 1, 0])
+    out = model(input_ids=ids, attention_mask=mask, labels=labels, next_sentence_label=nsp)
+    dense, head = model.flex.pooler.dense, model.cls.seq_relationship
+    cls_state = np.asarray(out.last_hidden_state[:, 0])
+    pooled = np.tanh(cls_state @ np.asarray(dense.weight[...]).T + np.asarray(dense.bias[...]))
+    expected = pooled @ np.asarray(head.weight[...]).T + np.asarray(head.bias[...])
+    np.testing.assert_allclose(np.asarray(out.seq_relationship_logits), expected, atol=1e-5)
+    logp = expected - np.log(np.exp(expected).sum(-1, keepdims=True))
+    mlm = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    np.testing.assert_allclose(float(out.loss), float(mlm) - logp[np.arange(3), nsp].mean(), rtol=1e-5)
+    assert auto.model_class("flex", "pretraining") is minibert.FlexForPreTraining
+
+
+def test_rtd_pair_shares_one_embeddings_module_and_saves_both(tmp_path):
+    """FlexPretrainer: one embeddings module for generator and discriminator (ELECTRA §3.2), one gradient for it;
+    the discriminator and the generator save as two loadable checkpoints."""
+    import jax
+
+    config = FlexConfig(vocab_size=31, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=24, positions="alibi", ffn="geglu", norm="pre")
+    pair = flex.FlexPretrainer.from_config(config, 0.5, rngs=nnx.Rngs(0))
+    assert pair.generator.flex.embeddings is pair.discriminator.flex.embeddings
+    assert (pair.generator.config.hidden_size, pair.generator.config.embedding_width) == (8, 16)
+    rng = np.random.default_rng(0)
+    ids, mask = rng.integers(1, 31, (2, 7)), np.array([[1] * 7, [1] * 5 + [0] * 2])
+    labels = np.where(rng.random((2, 7)) < 0.4, ids, -100)
+    grads = nnx.grad(lambda m: m(ids, mask, labels=labels, key=jax.random.key(0)).total)(pair)
+    tables = [value for path, value in nnx.to_flat_state(grads) if "word_embeddings" in path]
+    assert len(tables) == 1 and np.abs(np.asarray(tables[0].get_value())).sum() > 0
+    with pytest.raises(ValueError, match="positions: generator alibi, discriminator rope"):
+        flex.FlexPretrainer(pair.generator, flex.FlexForReplacedTokenDetection(
+            dataclasses.replace(config, positions="rope")))
+    pair.save_pretrained(tmp_path)
+    assert type(minibert.from_pretrained(tmp_path)).__name__ == "FlexForReplacedTokenDetection"
+    assert type(minibert.from_pretrained(tmp_path / "generator")).__name__ == "FlexForMaskedLM"

@@ -1,4 +1,5 @@
-"""Every family pretrains from the command line's code path, with its default objective, and its loss falls."""
+"""Every family pretrains from the command line's code path, with its default objective (and Flex with a composed
+config and MLM + NSP), and its loss falls."""
 
 import pytest
 
@@ -8,12 +9,15 @@ from minibert.training.pretrain import PretrainConfig, pretrain
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", list(presets.FAMILIES))
-def test_each_family_trains_with_falling_loss(family, corpus_and_vocab, tmp_path):
+@pytest.mark.parametrize("family, objective, overrides", [*((family, None, None) for family in presets.FAMILIES),
+                                                          ("flex", "mlm+nsp", "positions=rope,norm=pre,ffn=geglu"),
+                                                          ("flex", "rtd", "positions=alibi,bias=false")])
+def test_each_family_trains_with_falling_loss(family, objective, overrides, corpus_and_vocab, tmp_path):
     corpus, vocab = corpus_and_vocab
     train = TrainConfig(steps=40, learning_rate=2e-3, warmup_steps=4, log_every=5, eval_every=1000, save_every=1000,
                         output_dir=str(tmp_path))
-    model, _, history = pretrain(PretrainConfig(family=family, size="tiny", corpus=[str(corpus)], vocab=str(vocab),
+    model, _, history = pretrain(PretrainConfig(family=family, size="tiny", objective=objective,
+                                                config_overrides=overrides, corpus=[str(corpus)], vocab=str(vocab),
                                                 seq_len=32, batch_size=8, train=train))
     first, last = history[0]["loss"], history[-1]["loss"]
     assert last < first - 0.5, f"{family}: loss {first:.3f} → {last:.3f}"
