@@ -31,6 +31,11 @@ unpadding — → MLM logits (batch, seq, vocab). hidden_states: the embeddings 
 layer's output, the last one after `final_norm` for pre-LN (as ModernBERT), so `hidden_states[-1]` is
 `last_hidden_state`.
 
+Heads and objectives: `FlexForMaskedLM` (mlm), `FlexForPreTraining` (mlm+nsp: BERT's NSP classifier on the pooler),
+`FlexForReplacedTokenDetection` trained by `FlexPretrainer` (rtd: ELECTRA's generator and discriminator sharing the
+embeddings), and the four task heads (models/finetuning.py). `minibert pretrain --family flex --objective …
+--config-overrides positions=rope,ffn=geglu,norm=pre` trains any combination.
+
 Reproductions. `flex_from(model)` maps a BERT, ConvBERT, MosaicBERT or ModernBERT masked LM onto the Flex model that
 computes the same function (their weights under Flex's names; a bias Flex has and the family lacks is zero), and
 `preset(name)` is the Flex config of each family's defaults. Dropout sits on each sublayer's output (BERT's place);

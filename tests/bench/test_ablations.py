@@ -50,13 +50,13 @@ def test_smoke_run(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert [(r["variant"], r["budget"]) for r in runs] == [("baseline", "tokens"), ("pre-LN", "tokens")]
+    assert [(r["variant"], r["budget"]) for r in runs][:2] == [("baseline", "tokens"), ("pre-LN", "tokens")]
     assert set(json.loads((tmp_path / "step_times.json").read_text())) == {"baseline", "pre-LN"}
     assert all(r["parameters"] > 0 and r["flops_per_token"] > 0 and r["eval_loss"] > 0 for r in runs)
     assert "| tokens | pre-LN |" in (tmp_path / "table.md").read_text() and (tmp_path / "ablations.png").is_file()
     again = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--data", str(WIKITEXT), "--output", str(tmp_path)],
                            capture_output=True, text=True, timeout=600)      # finished runs are not redone
-    assert again.returncode == 0 and len((tmp_path / "runs.jsonl").read_text().splitlines()) == 2
+    assert again.returncode == 0 and len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(runs)
 
 
 def test_missing_data_is_one_clear_error(tmp_path):
