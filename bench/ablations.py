@@ -124,22 +124,28 @@ def forward_flops_per_token(model, batch_size: int, seq_len: int) -> float:
     return float(cost["flops"]) / ids.size
 
 
+def pretraining(args, variant: Variant, data: Path, held_out: float, train):
+    """The `minibert pretrain` config of one run of the variant: Flex at `--size`, its overrides and masking rate."""
+    from minibert.training.pretrain import PretrainConfig
+
+    return PretrainConfig(family="flex", size=args.size, objective="mlm", config_overrides=variant.overrides or None,
+                          data=str(data), seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=variant.mask_rate,
+                          held_out_documents=held_out, dtype=args.dtype, train=train)
+
+
 def train(args, name: str, variant: Variant, seed: int, steps: int, data: Path, held_out: float, budget: str) -> dict:
     """One pretraining run of the variant; its record (the line of runs.jsonl)."""
     import jax
     from flax import nnx
 
     from minibert.training.loop import TrainConfig
-    from minibert.training.pretrain import PretrainConfig, pretrain
+    from minibert.training.pretrain import pretrain
 
     every = max(1, steps // 5)
     out = Path(args.output) / "runs" / f"{name.replace('/', '-').replace(' ', '-')}-{budget}-seed{seed}"
-    config = PretrainConfig(family="flex", size=args.size, objective="mlm", config_overrides=variant.overrides or None,
-                            data=str(data), seq_len=args.seq_len, batch_size=args.batch_size,
-                            mask_rate=variant.mask_rate, held_out_documents=held_out, dtype=args.dtype,
-                            train=TrainConfig(steps=steps, learning_rate=args.lr, warmup_steps=steps // 10,
-                                              log_every=every, eval_every=every, save_every=steps, seed=seed,
-                                              output_dir=str(out)))
+    config = pretraining(args, variant, data, held_out, TrainConfig(
+        steps=steps, learning_rate=args.lr, warmup_steps=steps // 10, log_every=every, eval_every=every,
+        save_every=steps, seed=seed, output_dir=str(out)))
     shutil.rmtree(out, ignore_errors=True)     # a run killed before its line in runs.jsonl: begun again
     model, _, history = pretrain(config)
     scored = [r for r in history if "eval_loss" in r]
@@ -155,18 +161,15 @@ def step_time(args, name: str, data: Path, held_out: float) -> float:
     the logged intervals (batch × seq / tokens_per_second, evaluations excluded), the variants timed one after the
     other so that each sees the same machine."""
     from minibert.training.loop import TrainConfig
-    from minibert.training.pretrain import PretrainConfig, pretrain
+    from minibert.training.pretrain import pretrain
 
     out = Path(args.output) / "timing" / name.replace("/", "-").replace(" ", "-")
     shutil.rmtree(out, ignore_errors=True)
     variant = VARIANTS[name]
     every = max(1, args.timing_steps // 6)
-    config = PretrainConfig(family="flex", size=args.size, objective="mlm", config_overrides=variant.overrides or None,
-                            data=str(data), seq_len=args.seq_len, batch_size=args.batch_size,
-                            mask_rate=variant.mask_rate, held_out_documents=held_out, dtype=args.dtype,
-                            train=TrainConfig(steps=args.timing_steps, learning_rate=args.lr, log_every=every,
-                                              eval_every=args.timing_steps, save_every=args.timing_steps,
-                                              output_dir=str(out)))
+    config = pretraining(args, variant, data, held_out, TrainConfig(
+        steps=args.timing_steps, learning_rate=args.lr, log_every=every, eval_every=args.timing_steps,
+        save_every=args.timing_steps, output_dir=str(out)))
     _, _, history = pretrain(config)
     rates = [r["tokens_per_second"] for r in history][1:]           # the first interval holds the compilation
     return args.batch_size * args.seq_len / float(np.median(rates))

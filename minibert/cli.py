@@ -100,7 +100,8 @@ def print_summary(args, history: list[dict], seconds: float) -> None:
     if rtd:
         print(f"the discriminator (the model to fine-tune): {args.output}/; the generator, a masked LM: {generator}/")
     else:
-        loaders = ("minibert.from_pretrained; transformers has no class for it" if getattr(args, "family", None) in NO_TRANSFORMERS_CLASS
+        own = getattr(args, "family", None) in NO_TRANSFORMERS_CLASS
+        loaders = ("minibert.from_pretrained; transformers has no class for it" if own
                    else "minibert.from_pretrained, or transformers' AutoModelForMaskedLM")
         print(f"the model: {args.output}/ — config.json, model.safetensors and the tokenizer files, a Hugging Face "
               f"directory ({loaders})")
