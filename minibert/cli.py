@@ -60,7 +60,7 @@ def pretrain(args) -> int:
 
     train = train_config(args)
     config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, data=args.data,
-                            config_overrides=args.config_overrides, corpus=args.corpus, text_field=args.text_field,
+                            config_file=args.config, config_overrides=args.config_overrides, corpus=args.corpus, text_field=args.text_field,
                             workers=args.workers, vocab=args.vocab,
                             tokenizer=args.tokenizer, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
@@ -410,13 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("pretrain", help="pretrain a model (default: a tiny ModernBERT on Python's docstrings)")
     defaults = PretrainConfig()
     option(p, "--family", defaults, "family", f"{', '.join(FAMILIES)} (flex: any combination of the ideas, "
-                                              f"chosen with --config-overrides)")
+                                              f"chosen with --set or --config)")
     option(p, "--size", defaults, "size", "tiny, mini, small, base, or a paper config (see presets.py)")
-    p.add_argument("--objective", help="mlm, mlm+nsp (bert, mobilebert, flex), mlm+sop (albert), rtd (electra, "
+    p.add_argument("--objective", help="mlm, mlm+nsp (bert, mobilebert, flex), mlm+sop (albert, flex), rtd (electra, "
                                               "deberta, flex); "
                                               "default: the family's own")
-    p.add_argument("--config-overrides", help="model config values over the size's, as transformers' run_mlm.py "
-                                              "takes them: 'num_hidden_layers=4,hidden_dropout_prob=0.2'")
+    p.add_argument("--config", help="a JSON file of model config values over the size's (a saved config.json works)")
+    p.add_argument("--config-overrides", "--set", help="model config values over the size's (and --config's), as "
+                                                       "transformers' run_mlm.py takes them: "
+                                                       "'num_hidden_layers=4,hidden_dropout_prob=0.2'")
     p.add_argument("--vocab", help="vocab.txt or tokenizer directory (default: train one on the corpus)")
     option(p, "--tokenizer", defaults, "tokenizer", f"{TOKENIZER_HELP} (default: the family's: bpe for roberta, "
                                                     f"wordpiece for the others)", choices=TOKENIZERS)

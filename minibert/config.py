@@ -86,6 +86,33 @@ class PretrainedConfig:
                 raise ValueError(f"{type(self).__name__} has no field {name!r}; its fields: {', '.join(sorted(names))}")
             setattr(self, name, _parse(text, hints[name], name))
 
+    def update_from_file(self, path: str | Path) -> None:
+        """Set fields from a JSON object file, {"positions": "rope", ...} (a saved config.json works; its
+        `model_type`, when there, must be this config's). Raises FileNotFoundError, or ValueError naming the file and
+        its invalid JSON's line, a wrong model_type, an unknown field or a value of the wrong type."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--config {path}: no such file")
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object of config fields, got {type(values).__name__}")
+        model_type = values.pop("model_type", self.model_type)
+        if model_type != self.model_type:
+            raise ValueError(f"{path}: model_type {model_type!r}, but this run trains a {self.model_type!r} model")
+        names = {f.name for f in dataclasses.fields(self)} - {"extra", "id2label", "label2id"}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"{path}: {type(self).__name__} has no field {', '.join(map(repr, unknown))}; its "
+                             f"fields: {', '.join(sorted(names))}")
+        for name, value in values.items():
+            setattr(self, name, value)
+        errors = self.type_errors()
+        if errors:
+            raise ValueError(f"{path}: " + "; ".join(errors))
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name not in ("extra", "id2label", "label2id", "problem_type")}

@@ -144,7 +144,8 @@ FAMILIES = {
         pretraining=dict(attention_dropout=0.0)),
     # the composable encoder (models/flex.py) at BERT's sizes; its ideas are chosen with config overrides, and
     # `flex.preset("bert" | "mosaicbert" | "modernbert")` gives a family's whole configuration
-    "flex": Family({"mlm": "FlexForMaskedLM", "mlm+nsp": "FlexForPreTraining", "rtd": "FlexForReplacedTokenDetection"},
+    "flex": Family({"mlm": "FlexForMaskedLM", "mlm+nsp": "FlexForPreTraining", "mlm+sop": "FlexForPreTraining",
+                    "rtd": "FlexForReplacedTokenDetection"},
                    _bert_sizes()),
 }
 

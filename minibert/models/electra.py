@@ -109,7 +109,8 @@ class ElectraModel(PreTrainedModel):
 
 class ElectraForPreTraining(PreTrainedModel):
     """The discriminator: logits (batch, seq), > 0 means "replaced"; given `labels` (batch, seq) with
-    1 = replaced, 0 = original, loss = binary cross-entropy averaged over attended tokens."""
+    1 = replaced, 0 = original, loss = binary cross-entropy averaged over attended tokens. `forward` reads the encoder
+    as `base_model`, so another encoder under this head (Flex's) subclasses it with its own `__init__`."""
 
     config_class = ElectraConfig
     base_model_prefix = "electra"
@@ -122,8 +123,8 @@ class ElectraForPreTraining(PreTrainedModel):
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
                 inputs_embeds=None):
-        out = self.electra.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
-                                   inputs_embeds=inputs_embeds)
+        out = self.base_model.forward(input_ids, attention_mask, token_type_ids,
+                                      output_hidden_states=output_hidden_states, inputs_embeds=inputs_embeds)
         logits = self.discriminator_predictions(out.last_hidden_state)
         loss = None if labels is None else losses.replaced_token_detection_loss(logits, labels, attention_mask)
         return out.replace(logits=logits, loss=loss)

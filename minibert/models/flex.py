@@ -13,6 +13,11 @@ is a field of `FlexConfig`, and the model is the composition the config names:
                                                  heads of kernel k (Jiang et al. 2020, §3.3; nn/dynamic_conv.py)
     ffn              mlp | glu | geglu           act(x W₁) W₂ | (σ(x W) ⊙ x V) W₂ | (act(x W) ⊙ x V) W₂: GLU and,
                                                  with act a GELU, GeGLU (Shazeer 2020; nn/feedforward.py `glu`)
+    num_feedforward_networks 1 | F               F FFN sublayers per layer, each with its residual and norm
+                                                 (MobileBERT's stacked FFNs, Sun et al. 2020 §3.2)
+    intra_bottleneck_size 0 | B                  every layer at width H | MobileBERT's bottleneck block: N(x W_in)
+                                                 narrows to B, the sublayers work at B, N(x + h W_out) widens back
+                                                 (§3.1, queries, keys and values from the bottleneck; nn/bottleneck.py)
     norm             post | pre                  LN(x + F(x)) (BERT) | x + F(LN(x)) (ModernBERT)
     norm_type        layer_norm | no_norm        LayerNorm | MobileBERT's NoNorm γ∘h + β (nn/norms.py)
     bias             true | false                biases in every linear map and norm (ModernBERT: none)
@@ -31,16 +36,17 @@ unpadding — → MLM logits (batch, seq, vocab). hidden_states: the embeddings 
 layer's output, the last one after `final_norm` for pre-LN (as ModernBERT), so `hidden_states[-1]` is
 `last_hidden_state`.
 
-Heads and objectives: `FlexForMaskedLM` (mlm), `FlexForPreTraining` (mlm+nsp: BERT's NSP classifier on the pooler),
+Heads and objectives: `FlexForMaskedLM` (mlm), `FlexForPreTraining` (mlm+nsp: BERT's NSP classifier on the pooler;
+mlm+sop: the same classifier on ALBERT's sentence order),
 `FlexForReplacedTokenDetection` trained by `FlexPretrainer` (rtd: ELECTRA's generator and discriminator sharing the
 embeddings), and the four task heads (models/finetuning.py). `minibert pretrain --family flex --objective …
---config-overrides positions=rope,ffn=geglu,norm=pre` trains any combination.
+--set positions=rope,ffn=geglu,norm=pre` (or `--config FILE`) trains any combination.
 
-Reproductions. `flex_from(model)` maps a BERT, ConvBERT, MosaicBERT or ModernBERT masked LM onto the Flex model that
-computes the same function (their weights under Flex's names; a bias Flex has and the family lacks is zero), and
+Reproductions. `flex_from(model)` maps a BERT, ConvBERT, MobileBERT (the configs Flex expresses: `_mobilebert`),
+MosaicBERT or ModernBERT masked LM onto the Flex model that computes the same function (their weights under Flex's names; a bias Flex has and the family lacks is zero), and
 `preset(name)` is the Flex config of each family's defaults. Dropout sits on each sublayer's output (BERT's place);
-MosaicBERT and ModernBERT drop inside the FFN instead, so the reproductions are exact in eval mode, the same model
-with dropout placed differently in training.
+MosaicBERT and ModernBERT drop inside the FFN instead, and MobileBERT's bottleneck blocks only on the way out, so the
+reproductions are exact in eval mode, the same model with dropout placed differently in training.
 """
 
 from __future__ import annotations
@@ -60,14 +66,16 @@ from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.base import PreTrainedModel
 from minibert.models.bert import BertForMaskedLM
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM
-from minibert.models.electra import ElectraDiscriminatorPredictions, ElectraPretrainer
+from minibert.models.electra import ElectraDiscriminatorPredictions, ElectraForPreTraining, ElectraPretrainer
 from minibert.models.heads import NextSentencePredictionHead, Pooler, select_masked
+from minibert.models.mobilebert import TORCH_DEFAULT_EPS, MobileBertConfig, MobileBertForMaskedLM
 from minibert.models.modernbert import FULL, SLIDING, ModernBertConfig, ModernBertForMaskedLM
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM
 from minibert.models.outputs import ModelOutput
 from minibert.nn.activations import ACTIVATIONS, activation
 from minibert.nn.alibi import alibi_bias, alibi_slopes
 from minibert.nn.attention import document_mask, dot_product_attention, window_mask
+from minibert.nn.bottleneck import BottleneckProjection, ResidualProjection
 from minibert.nn.dynamic_conv import SeparableConv1D, span_based_dynamic_convolution
 from minibert.nn.embeddings import EmbeddingProjection, Embeddings
 from minibert.nn.feedforward import glu
@@ -92,7 +100,9 @@ class FlexConfig(PretrainedConfig):
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
-    intermediate_size: int = 3072
+    intermediate_size: int = 3072             # the FFN's inner width (of each stacked FFN)
+    num_feedforward_networks: int = 1         # FFN sublayers per layer (MobileBERT: 4)
+    intra_bottleneck_size: int = 0            # B, the sublayers' width inside a bottleneck block; 0: no bottleneck
     hidden_act: str = "gelu"                  # the FFN's activation ("geglu": its gate's) and the MLM head's
     embedding_size: int = 0                   # E, the token table's width; 0: the hidden size (no E → H map)
     type_vocab_size: int = 2                  # token types; 0: none
@@ -125,6 +135,11 @@ class FlexConfig(PretrainedConfig):
         return self.embedding_size or self.hidden_size
 
     @property
+    def block_width(self) -> int:
+        """The width the attention and FFN sublayers work at: `intra_bottleneck_size`, or the hidden size."""
+        return self.intra_bottleneck_size or self.hidden_size
+
+    @property
     def padding_visible(self) -> bool:
         """Whether right padding changes the outputs at real positions (the span convolution reads its neighbours,
         padding included, as ConvBERT's): host calls are then never bucketed (models/host.py)."""
@@ -139,8 +154,9 @@ class FlexConfig(PretrainedConfig):
 
     @property
     def head_dim(self) -> int:
-        """d, each head's width: hidden / h, or half that with mixed attention (h attention + h conv heads fill it)."""
-        return self.hidden_size // self.attention_heads // (2 if self.span_conv_kernel else 1)
+        """d, each head's width: block_width / h, or half that with mixed attention (h attention + h conv heads fill
+        it)."""
+        return self.block_width // self.attention_heads // (2 if self.span_conv_kernel else 1)
 
     def validate(self) -> None:
         """TypeError for a field of the wrong type; ValueError naming the field for a value or a combination the nn/
@@ -152,24 +168,29 @@ class FlexConfig(PretrainedConfig):
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {', '.join(sorted(ACTIVATIONS))}")
         for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                      "max_position_embeddings", "global_attn_every_n_layers"):
+                      "max_position_embeddings", "global_attn_every_n_layers", "num_feedforward_networks"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be positive, got {getattr(self, field)}")
-        for field in ("embedding_size", "type_vocab_size", "local_attention", "span_conv_kernel"):
+        for field in ("embedding_size", "type_vocab_size", "local_attention", "span_conv_kernel",
+                      "intra_bottleneck_size"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{field} must be ≥ 0, got {getattr(self, field)}")
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 raise ValueError(f"{field} must be in [0, 1), got {getattr(self, field)}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+        width = "intra_bottleneck_size" if self.intra_bottleneck_size else "hidden_size"
+        if self.block_width % self.num_attention_heads:
+            raise ValueError(f"{width} {self.block_width} is not a multiple of num_attention_heads "
                              f"{self.num_attention_heads}")
+        if self.intra_bottleneck_size and self.norm == "pre":
+            raise ValueError("intra_bottleneck_size needs norm=post: MobileBERT's output bottleneck (nn/bottleneck.py "
+                             "ResidualProjection) closes each block with N(x + h W_out), a post-LN residual")
         if self.span_conv_kernel:
             if self.span_conv_kernel % 2 == 0 or self.head_ratio < 1:
                 raise ValueError(f"span_conv_kernel must be odd (the span is centred on its token) and head_ratio "
                                  f"≥ 1, got {self.span_conv_kernel}, {self.head_ratio}")
-            if self.hidden_size % (2 * self.attention_heads):
-                raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of 2 × {self.attention_heads} "
+            if self.block_width % (2 * self.attention_heads):
+                raise ValueError(f"{width} {self.block_width} must be a multiple of 2 × {self.attention_heads} "
                                  f"heads for mixed attention: half of each head's width attends, half convolves")
             if self.unpad:
                 raise ValueError("span_conv_kernel with unpad is not supported: the span convolution reads the padding "
@@ -218,7 +239,7 @@ class FlexContext:
 class FlexAttention(nnx.Module):
     """Multi-head self-attention (Vaswani et al. 2017, §3.2): [Q | K | V] = x W_qkv; q, k rotated by RoPE (positions
     "rope", θ of the layer's kind); softmax(q kᵀ/√d + ALiBi, masked) v per row; the heads concatenated, then W_o.
-    x: (batch, seq, hidden), or (1, capacity, hidden) when unpadded: q, k, v are then re-padded to
+    x: (batch, seq, block_width), or (1, capacity, block_width) when unpadded: q, k, v are then re-padded to
     (batch, seq, heads, head_dim) to attend per row, and the heads packed back. → x's shape.
 
     Mixed attention (`span_conv_kernel` k, ConvBERT §3.3): beside the h attention heads, h convolution heads
@@ -233,15 +254,15 @@ class FlexAttention(nnx.Module):
         self.attention_implementation = "reference"
         self.record_attention = False
         linear = dict(use_bias=c.bias, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        width = self.num_heads * c.head_dim                                     # h·d: hidden, or half with conv
-        self.Wqkv = Linear(c.hidden_size, 3 * width, **linear)
-        self.Wo = Linear(c.hidden_size, c.hidden_size, **linear)
+        width = self.num_heads * c.head_dim                         # h·d: block_width, or half with conv
+        self.Wqkv = Linear(c.block_width, 3 * width, **linear)
+        self.Wo = Linear(c.block_width, c.block_width, **linear)
         self.dropout = nnx.Dropout(c.attention_probs_dropout_prob, rngs=rngs)
         mixed = c.span_conv_kernel > 0                                          # ConvBERT's mixed attention:
-        self.span_key = (SeparableConv1D(c.hidden_size, width, c.span_conv_kernel, init_std=c.initializer_range,
+        self.span_key = (SeparableConv1D(c.block_width, width, c.span_conv_kernel, init_std=c.initializer_range,
                                          dtype=dtype, rngs=rngs) if mixed else None)                  # K_s = SepConv(x)
         self.conv_kernel = Linear(width, self.num_heads * c.span_conv_kernel, **linear) if mixed else None   # W_f
-        self.conv_value = Linear(c.hidden_size, width, **linear) if mixed else None                  # V' = x W_v'
+        self.conv_value = Linear(c.block_width, width, **linear) if mixed else None                  # V' = x W_v'
 
     def __call__(self, x: jax.Array, context: FlexContext) -> jax.Array:
         qkv = context.padded(self.Wqkv(x))                                       # (b, s, 3·h·d)
@@ -264,15 +285,15 @@ class FlexAttention(nnx.Module):
 class FlexFeedForward(nnx.Module):
     """Position-wise FFN (Vaswani et al. 2017, §3.3): "mlp" W_o act(W_i x); "glu" W_o (σ(x W) ⊙ x V) with
     W_i = [W | V] (Dauphin et al. 2017; Shazeer 2020, Eq. 4 "GLU"); "geglu" W_o (act(x W) ⊙ x V), Shazeer's GEGLU
-    with `hidden_act` a GELU (SwiGLU with "silu"). (..., hidden) → (..., hidden)."""
+    with `hidden_act` a GELU (SwiGLU with "silu"). (..., block_width) → (..., block_width)."""
 
     def __init__(self, config: FlexConfig, *, dtype, rngs: nnx.Rngs):
         c = config
         self.gated = c.ffn != "mlp"
         self.act = activation("sigmoid" if c.ffn == "glu" else c.hidden_act)
         linear = dict(use_bias=c.bias, init_std=c.initializer_range, dtype=dtype, rngs=rngs)
-        self.Wi = Linear(c.hidden_size, (2 if self.gated else 1) * c.intermediate_size, **linear)
-        self.Wo = Linear(c.intermediate_size, c.hidden_size, **linear)
+        self.Wi = Linear(c.block_width, (2 if self.gated else 1) * c.intermediate_size, **linear)
+        self.Wo = Linear(c.intermediate_size, c.block_width, **linear)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h = self.Wi(x)
@@ -282,29 +303,48 @@ class FlexFeedForward(nnx.Module):
 class FlexLayer(nnx.Module):
     """One encoder layer, `layer(x, context)`, (tokens…, hidden) → (tokens…, hidden):
 
-        post:  h = N_a(x + Drop(Attn(x)));   out = N_f(h + Drop(FFN(h)))        BERT, MosaicBERT
-        pre:   h = x + Drop(Attn(N_a(x)));   out = h + Drop(FFN(N_f(h)))        ModernBERT (Xiong et al. 2020)
+        post:  h = N_a(x + Drop(Attn(x)));   h = N_f(h + Drop(FFN(h))) per FFN     BERT, MosaicBERT
+        pre:   h = x + Drop(Attn(N_a(x)));   h = h + Drop(FFN(N_f(h))) per FFN     ModernBERT (Xiong et al. 2020)
 
-    The first pre-norm layer has no N_a when its input is the embeddings' norm's output (no E → H map between), as
-    ModernBERT's layer 0. Layer i is local (a window) when attention = "local_global" and i % n ≠ 0."""
+    "Per FFN": `num_feedforward_networks` of them, one after the other (`stacked_ffns`, then `ffn`), MobileBERT §3.2.
+    With a bottleneck (post-LN only), the sublayers above run at width B on b = N_in(x W_in + b_in) (`bottleneck_in`),
+    and the layer returns N_out(x + Drop(h W_out + b_out)) (`bottleneck_out`), MobileBERT §3.1 with its
+    `use_bottleneck_attention` (queries, keys and values all from b). The first pre-norm layer has no N_a when its
+    input is the embeddings' norm's output (no E → H map between), as ModernBERT's layer 0. Layer i is local (a
+    window) when attention = "local_global" and i % n ≠ 0."""
 
     def __init__(self, config: FlexConfig, index: int, *, dtype, rngs: nnx.Rngs):
         c = config
         self.pre = c.norm == "pre"
         local = c.attention == "local_global" and index % c.global_attn_every_n_layers != 0
+        projection = dict(normalization_type=c.norm_type, eps=c.layer_norm_eps, use_bias=c.bias,
+                          init_std=c.initializer_range, dtype=dtype, rngs=rngs)
+        bottleneck = c.intra_bottleneck_size
+        self.bottleneck_in = BottleneckProjection(c.hidden_size, bottleneck, **projection) if bottleneck else None
         self.attention = FlexAttention(c, local, dtype=dtype, rngs=rngs)
         normed_input = self.pre and index == 0 and c.embedding_width == c.hidden_size
-        self.attention_norm = None if normed_input else norm(c, c.hidden_size, dtype=dtype)
+        self.attention_norm = None if normed_input else norm(c, c.block_width, dtype=dtype)
+        stacked = range(c.num_feedforward_networks - 1)
+        self.stacked_ffns = nnx.List([FlexFeedForward(c, dtype=dtype, rngs=rngs) for _ in stacked])
+        self.stacked_ffn_norms = nnx.List([norm(c, c.block_width, dtype=dtype) for _ in stacked])
         self.ffn = FlexFeedForward(c, dtype=dtype, rngs=rngs)
-        self.ffn_norm = norm(c, c.hidden_size, dtype=dtype)
+        self.ffn_norm = norm(c, c.block_width, dtype=dtype)
+        self.bottleneck_out = (ResidualProjection(bottleneck, c.hidden_size, dropout=c.hidden_dropout_prob,
+                                                  **projection) if bottleneck else None)
         self.dropout = nnx.Dropout(c.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, x: jax.Array, context: FlexContext) -> jax.Array:
+        ffns = [*zip(self.stacked_ffns, self.stacked_ffn_norms), (self.ffn, self.ffn_norm)]
         if self.pre:
             h = x + self.dropout(self.attention(x if self.attention_norm is None else self.attention_norm(x), context))
-            return h + self.dropout(self.ffn(self.ffn_norm(h)))
-        h = self.attention_norm(x + self.dropout(self.attention(x, context)))
-        return self.ffn_norm(h + self.dropout(self.ffn(h)))
+            for ffn, ffn_norm in ffns:
+                h = h + self.dropout(ffn(ffn_norm(h)))
+            return h
+        b = x if self.bottleneck_in is None else self.bottleneck_in(x)          # (…, B) = N_in(x W_in + b_in)
+        h = self.attention_norm(b + self.dropout(self.attention(b, context)))
+        for ffn, ffn_norm in ffns:
+            h = ffn_norm(h + self.dropout(ffn(h)))
+        return h if self.bottleneck_out is None else self.bottleneck_out(h, x)  # N_out(x + Drop(h W_out + b_out))
 
 
 class FlexModel(PreTrainedModel):
@@ -440,24 +480,27 @@ class FlexForMaskedLM(PreTrainedModel):
 class FlexForPreTraining(FlexForMaskedLM):
     """Flex with the MLM head and BERT's NSP classifier on the pooled [CLS] (Devlin et al. 2019, §3.1, task #2):
     logits (batch, seq, vocab) as FlexForMaskedLM, seq_relationship_logits (batch, 2), class 0 = "B follows A";
-    loss = MLM + NSP given `labels` and `next_sentence_label` (batch,)."""
+    loss = MLM + NSP given `labels` and `next_sentence_label` (batch,). Given `sentence_order_label` instead, the same
+    classifier predicts ALBERT's sentence order (Lan et al. 2020, §4.1; class 1 = "swapped"): mlm+sop."""
 
     nsp = True
 
     def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, segment_ids=None,
-                position_ids=None, labels=None, masked_positions=None, inputs_embeds=None, next_sentence_label=None):
+                position_ids=None, labels=None, masked_positions=None, inputs_embeds=None, next_sentence_label=None,
+                sentence_order_label=None):
         out = super().forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
                               segment_ids=segment_ids, position_ids=position_ids, labels=labels,
                               masked_positions=masked_positions, inputs_embeds=inputs_embeds)
         nsp_logits = self.cls(self.flex.pooler(out.last_hidden_state))             # W tanh(W_p h_[CLS] + b_p) + b
         return out.replace(seq_relationship_logits=nsp_logits,
-                           loss=losses.pretraining_loss(out.logits, labels, nsp_logits, next_sentence_label))
+                           loss=losses.pretraining_loss(out.logits, labels, nsp_logits, next_sentence_label
+                                                        if sentence_order_label is None else sentence_order_label))
 
 
-class FlexForReplacedTokenDetection(PreTrainedModel):
+class FlexForReplacedTokenDetection(ElectraForPreTraining):
     """Flex as ELECTRA's discriminator (Clark et al. 2020, §2): logits (batch, seq) = wᵀ act(W h_t + b) + c, > 0 means
-    "replaced" (ELECTRA's head, `ElectraDiscriminatorPredictions`); given `labels` (batch, seq), 1 = replaced,
-    loss = binary cross-entropy averaged over attended tokens. Trained by `FlexPretrainer`."""
+    "replaced" (ELECTRA's head, `ElectraDiscriminatorPredictions`, and its `forward`); given `labels` (batch, seq),
+    1 = replaced, loss = binary cross-entropy averaged over attended tokens. Trained by `FlexPretrainer`."""
 
     config_class = FlexConfig
     base_model_prefix = "flex"
@@ -471,14 +514,6 @@ class FlexForReplacedTokenDetection(PreTrainedModel):
     def check_inputs(self, input_ids, attention_mask, token_type_ids, *, segment_ids=None, position_ids=None) -> None:
         self.flex.check_inputs(input_ids, attention_mask, token_type_ids, segment_ids=segment_ids,
                                position_ids=position_ids)
-
-    def forward(self, input_ids, attention_mask, token_type_ids, *, output_hidden_states=False, labels=None,
-                inputs_embeds=None):
-        out = self.flex.forward(input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states,
-                                inputs_embeds=inputs_embeds)
-        logits = self.discriminator_predictions(out.last_hidden_state)
-        loss = None if labels is None else losses.replaced_token_detection_loss(logits, labels, attention_mask)
-        return out.replace(logits=logits, loss=loss)
 
 
 class FlexPretrainer(ElectraPretrainer):
@@ -503,14 +538,18 @@ class FlexPretrainer(ElectraPretrainer):
     @classmethod
     def from_config(cls, discriminator: FlexConfig, generator_fraction: float, *, dtype=jnp.float32,
                     rngs: nnx.Rngs | None = None) -> FlexPretrainer:
-        """A fresh pair: the generator has the discriminator's heads' size, `generator_fraction` of its width, heads
-        and FFN, and its E-wide embeddings (ELECTRA's 1/4, Appendix Table 6)."""
+        """A fresh pair: the generator has the discriminator's heads' size, `generator_fraction` of its width (of its
+        hidden and bottleneck widths, with a bottleneck), heads and FFN, and its E-wide embeddings (ELECTRA's 1/4,
+        Appendix Table 6)."""
         rngs = rngs or nnx.Rngs(0)
-        heads = max(1, round(discriminator.num_attention_heads * generator_fraction))
-        generator = dataclasses.replace(discriminator, hidden_size=heads * discriminator.head_dim,
-                                        num_attention_heads=heads, embedding_size=discriminator.embedding_width,
-                                        intermediate_size=max(1, round(discriminator.intermediate_size
-                                                                       * generator_fraction)))
+        d = discriminator
+        heads = max(1, round(d.num_attention_heads * generator_fraction))
+        width = heads * d.head_dim                                               # the generator's block width
+        bottleneck = d.intra_bottleneck_size > 0
+        generator = dataclasses.replace(
+            d, hidden_size=max(1, round(d.hidden_size * generator_fraction)) if bottleneck else width,
+            intra_bottleneck_size=width if bottleneck else 0, num_attention_heads=heads,
+            embedding_size=d.embedding_width, intermediate_size=max(1, round(d.intermediate_size * generator_fraction)))
         return cls(FlexForMaskedLM(generator, dtype=dtype, rngs=rngs),
                    FlexForReplacedTokenDetection(discriminator, dtype=dtype, rngs=rngs))
 
@@ -561,6 +600,31 @@ def _mosaicbert(c: MosaicBertConfig) -> dict:
                 pad_token_id=c.pad_token_id, initializer_range=c.initializer_range)
 
 
+def _mobilebert(c: MobileBertConfig) -> dict:
+    """MobileBERT (Sun et al. 2020) where Flex expresses it: BERT's embeddings and head around its bottleneck blocks
+    (§3.1, with `use_bottleneck_attention`) and stacked FFNs (§3.2), LayerNorm throughout."""
+    refusals = {
+        "trigram_input": (c.trigram_input, "its trigram embedding convolution (§3.4) is not a Flex choice"),
+        "embedding_size": (c.embedding_size != c.hidden_size, "its table widened before the position embeddings "
+                                                              "is not Flex's E → H map after the embeddings' norm"),
+        "use_bottleneck_attention": (c.use_bottleneck and not c.use_bottleneck_attention,
+                                     "values from the wide input are not a Flex choice: its attention reads q, k "
+                                     "and v from one input"),
+        "key_query_shared_bottleneck": (c.use_bottleneck and c.key_query_shared_bottleneck,
+                                        "a second bottleneck for queries and keys is not a Flex choice"),
+        "normalization_type": (c.normalization_type != "layer_norm",
+                               "its MLM head norm is a LayerNorm whatever normalization_type says; Flex has one norm"),
+        "layer_norm_eps": (c.layer_norm_eps != TORCH_DEFAULT_EPS, f"two of its norms use torch's default eps "
+                                                                  f"{TORCH_DEFAULT_EPS} whatever layer_norm_eps says"),
+        "tie_word_embeddings": (not c.tie_word_embeddings, "its untied decoder keeps a bias it never uses"),
+        "pad_token_id": (c.pad_token_id is None, "Flex needs a pad_token_id")}
+    for field, (refused, why) in refusals.items():
+        if refused:
+            raise ValueError(f"MobileBERT's {field} {getattr(c, field)!r} cannot be Flex: {why}")
+    return {**_bert(c), "intra_bottleneck_size": c.intra_bottleneck_size if c.use_bottleneck else 0,
+            "num_feedforward_networks": c.num_feedforward_networks}
+
+
 def _global_every(layer_types: list[str]) -> int:
     """n such that layer i is global exactly when i % n == 0 (ModernBERT's pattern); ValueError when there is none."""
     for n in range(1, len(layer_types) + 1):
@@ -595,11 +659,12 @@ def _modernbert(c: ModernBertConfig) -> dict:
 @dataclasses.dataclass(frozen=True)
 class Reproduction:
     """A family as Flex: its masked LM, its config's values as FlexConfig values, and its checkpoint keys renamed to
-    Flex's ((pattern, replacement) pairs, the first that matches wins)."""
+    Flex's ((pattern, replacement) pairs, the first that matches wins; replacement None: a weight the family keeps but
+    never uses in this config)."""
 
     model_class: type
     values: Callable[[PretrainedConfig], dict]
-    keys: tuple[tuple[str, str], ...]
+    keys: tuple[tuple[str, str | None], ...]
 
 
 def _layers(stack: str, names: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -630,6 +695,18 @@ REPRODUCTIONS = {
         (r"^generator_predictions\.dense\.", "head.dense."),
         (r"^generator_predictions\.LayerNorm\.", "head.norm."),
         (r"^generator_lm_head\.", "decoder."))),
+    "mobilebert": Reproduction(MobileBertForMaskedLM, _mobilebert, (
+        (r"^mobilebert\.embeddings\.embedding_transformation\.", None),          # unused without trigram or E ≠ H
+        (r"^mobilebert\.embeddings\.", "flex.embeddings."),
+        (r"^mobilebert\.encoder\.layer\.(\d+)\.ffn\.(\d+)\.intermediate\.dense\.",
+         r"flex.layers.\1.stacked_ffns.\2.Wi."),
+        (r"^mobilebert\.encoder\.layer\.(\d+)\.ffn\.(\d+)\.output\.dense\.", r"flex.layers.\1.stacked_ffns.\2.Wo."),
+        (r"^mobilebert\.encoder\.layer\.(\d+)\.ffn\.(\d+)\.output\.LayerNorm\.",
+         r"flex.layers.\1.stacked_ffn_norms.\2."),
+        *_layers(r"mobilebert\.encoder\.layer", BERT_ATTENTION | BERT_FFN | {
+            "bottleneck.input": "bottleneck_in", "output.bottleneck": "bottleneck_out"}), *BERT_HEAD,
+        (r"^cls\.predictions\.bias$", "decoder.bias"),
+        (r"^cls\.predictions\.dense\.", None))),                                # (vocab, 0) when E = H
     "mosaicbert": Reproduction(MosaicBertForMaskedLM, _mosaicbert, (
         (r"^bert\.embeddings\.", "flex.embeddings."),
         *_layers(r"bert\.encoder\.layer", BERT_ATTENTION | {"mlp.gated_layers": "ffn.Wi", "mlp.wo": "ffn.Wo",
@@ -646,7 +723,8 @@ REPRODUCTIONS = {
 
 
 def preset(name: str, **values) -> FlexConfig:
-    """The Flex config of a family's defaults ("bert", "convbert", "mosaicbert", "modernbert"), `values` over it."""
+    """The Flex config of a family's defaults ("bert", "convbert", "mosaicbert", "modernbert"), `values` over it.
+    ("mobilebert" raises: the published MobileBERT's trigram embeddings are not a Flex choice.)"""
     if name not in REPRODUCTIONS:
         raise ValueError(f"unknown Flex preset {name!r}; choose from {', '.join(REPRODUCTIONS)}")
     reproduction = REPRODUCTIONS[name]
@@ -662,16 +740,16 @@ def _fuse_qkv(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return fused
 
 
-def _rename(key: str, keys: tuple[tuple[str, str], ...]) -> str:
+def _rename(key: str, keys: tuple[tuple[str, str | None], ...]) -> str | None:
     for pattern, replacement in keys:
         if re.search(pattern, key):
-            return re.sub(pattern, replacement, key)
+            return None if replacement is None else re.sub(pattern, replacement, key)
     raise ValueError(f"{key}: no Flex parameter for it")
 
 
 def flex_from(model) -> FlexForMaskedLM:
-    """The FlexForMaskedLM that computes what `model` (a BertForMaskedLM, ConvBertForMaskedLM, MosaicBertForMaskedLM
-    or ModernBertForMaskedLM) computes, in eval mode: the family's config as Flex values (unpadding and token capacity
+    """The FlexForMaskedLM that computes what `model` (a BertForMaskedLM, ConvBertForMaskedLM, MobileBertForMaskedLM,
+    MosaicBertForMaskedLM or ModernBertForMaskedLM) computes, in eval mode: the family's config as Flex values (unpadding and token capacity
     as the model runs), its weights under Flex's names; a bias that Flex has and the family lacks is zero.
     Raises ValueError for another class, or a config Flex cannot express."""
     reproduction = next((r for r in REPRODUCTIONS.values() if type(model) is r.model_class), None)
@@ -686,6 +764,7 @@ def flex_from(model) -> FlexForMaskedLM:
     flex.flex.token_capacity = getattr(base, "token_capacity", None)
     tensors = _fuse_qkv({k: np.asarray(v[...]) for k, v in model_state_dict(model).items()})
     renamed = {_rename(k, reproduction.keys): v for k, v in tensors.items()}
+    renamed.pop(None, None)                                       # weights the family keeps but does not use
     params = model_state_dict(flex)
     unknown = sorted(set(renamed) - set(params))
     if unknown:

@@ -68,12 +68,13 @@ class FactorizedEmbeddings(nnx.Module):
 
 
 class BottleneckProjection(nnx.Module):
-    """norm(x W + b): an input bottleneck, (batch, seq, hidden) → (batch, seq, true_hidden) (HF `BottleneckLayer`)."""
+    """norm(x W + b): an input bottleneck, (batch, seq, hidden) → (batch, seq, true_hidden) (HF `BottleneckLayer`).
+    `use_bias=False`: no b, and no β in a LayerNorm (Flex's `bias`)."""
 
     def __init__(self, in_features: int, out_features: int, *, normalization_type: str, eps: float,
-                 init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
-        self.dense = Linear(in_features, out_features, init_std=init_std, dtype=dtype, rngs=rngs)
-        self.LayerNorm = normalization(normalization_type, out_features, eps=eps, dtype=dtype)
+                 use_bias: bool = True, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.dense = Linear(in_features, out_features, use_bias=use_bias, init_std=init_std, dtype=dtype, rngs=rngs)
+        self.LayerNorm = normalization(normalization_type, out_features, eps=eps, use_bias=use_bias, dtype=dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.LayerNorm(self.dense(x))
@@ -145,12 +146,13 @@ class ResidualProjection(nnx.Module):
 
     With `out` = hidden it is the output bottleneck that widens a block's result back to the inter-block
     width (§3.1; HF `OutputBottleneck`); inside the block it closes the attention and FFN sublayers
-    (HF `MobileBertSelfOutput`, `FFNOutput`). `dropout=0.0` where the reference applies none."""
+    (HF `MobileBertSelfOutput`, `FFNOutput`). `dropout=0.0` where the reference applies none; `use_bias=False`: no b,
+    and no β in a LayerNorm."""
 
     def __init__(self, in_features: int, out_features: int, *, normalization_type: str, eps: float, dropout: float,
-                 init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
-        self.dense = Linear(in_features, out_features, init_std=init_std, dtype=dtype, rngs=rngs)
-        self.LayerNorm = normalization(normalization_type, out_features, eps=eps, dtype=dtype)
+                 use_bias: bool = True, init_std: float = 0.02, dtype=jnp.float32, rngs: nnx.Rngs):
+        self.dense = Linear(in_features, out_features, use_bias=use_bias, init_std=init_std, dtype=dtype, rngs=rngs)
+        self.LayerNorm = normalization(normalization_type, out_features, eps=eps, use_bias=use_bias, dtype=dtype)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, h: jax.Array, residual: jax.Array) -> jax.Array:

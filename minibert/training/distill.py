@@ -149,7 +149,7 @@ def build(config: DistillConfig):
         raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, not {config.recipe!r}")
     if config.recipe == "distilbert" and config.progressive:
         raise ValueError("--progressive is MobileBERT's layer-wise transfer: the distilbert recipe has no transfer stage")
-    if config.recipe == "distilbert" and config.config_overrides:
+    if config.recipe == "distilbert" and (config.config_overrides or config.config_file):
         raise ValueError("the distilbert recipe's student is half the teacher (from_teacher): it takes no config "
                          "overrides")
     config = dataclasses.replace(config, objective="mlm", vocab=str(teacher_dir))

@@ -56,7 +56,8 @@ class PretrainConfig:
     family: str = "modernbert"            # the default: a tiny ModernBERT learns the most in a CPU's few minutes
     size: str = "tiny"
     objective: str | None = None          # the family's default when None
-    config_overrides: str | None = None   # "name=value,..." over the size's model config (update_from_string)
+    config_file: str | None = None        # a JSON file of model config fields over the size's (update_from_file)
+    config_overrides: str | None = None   # "name=value,..." over those (update_from_string)
     data: str | None = None               # a prepared corpus (minibert prepare); else `corpus` is prepared first
     corpus: list[str] | None = None       # None: the embedded default (Python's docstrings)
     text_field: str = "text"              # the text's field when `corpus` is JSON Lines, Parquet or a dataset
@@ -105,8 +106,11 @@ def plan(config: PretrainConfig) -> Plan:
     mask_rate = family.mask_rate if config.mask_rate is None else config.mask_rate
     model_class = auto.model_class_by_name(family.objectives[objective])
     model_config = model_class.config_class(**size)
+    if config.config_file:
+        model_config.update_from_file(config.config_file)
     if config.config_overrides:
         model_config.update_from_string(config.config_overrides)
+    if config.config_file or config.config_overrides:
         model_config.validate()
     check_length(config.seq_len, model_config)
     if config.data and config.corpus:

@@ -1,5 +1,5 @@
-"""Flex (models/flex.py): the proof that the ideas compose — BERT, ConvBERT, MosaicBERT and ModernBERT, random
-weights, mapped onto their Flex presets compute the same logits and hidden states (float32, 1e-6) on right-padded
+"""Flex (models/flex.py): the proof that the ideas compose — BERT, ConvBERT, MobileBERT (bottlenecks and stacked
+FFNs), MosaicBERT and ModernBERT, random weights, mapped onto their Flex presets compute the same logits and hidden states (float32, 1e-6) on right-padded
 batches; the combinations the modules cannot express are refused with the reason; other combinations build, train
 (finite loss) and give the same outputs unpadded as padded, and packed documents as documents alone; checkpoints
 round-trip under model_type "flex"."""
@@ -18,6 +18,7 @@ from minibert.models import auto, flex, host
 from minibert.models.bert import BertForMaskedLM
 from minibert.models.convbert import ConvBertConfig, ConvBertForMaskedLM
 from minibert.models.flex import FlexConfig, FlexForMaskedLM, flex_from
+from minibert.models.mobilebert import MobileBertConfig, MobileBertForMaskedLM
 from minibert.models.modernbert import ModernBertConfig, ModernBertForMaskedLM
 from minibert.models.mosaicbert import MosaicBertConfig, MosaicBertForMaskedLM
 from tests.conftest import padded_batch
@@ -33,6 +34,18 @@ FAMILIES = {
                                                      num_hidden_layers=2, num_attention_heads=4, head_ratio=2,
                                                      conv_kernel_size=3, intermediate_size=22,
                                                      max_position_embeddings=20, type_vocab_size=2)),
+    "mobilebert": (MobileBertForMaskedLM, MobileBertConfig(vocab_size=31, hidden_size=20, embedding_size=20,
+                                                           trigram_input=False, intra_bottleneck_size=8,
+                                                           use_bottleneck_attention=True,
+                                                           key_query_shared_bottleneck=False, num_hidden_layers=2,
+                                                           num_attention_heads=2, intermediate_size=14,
+                                                           num_feedforward_networks=3, normalization_type="layer_norm",
+                                                           layer_norm_eps=1e-5, max_position_embeddings=20,
+                                                           type_vocab_size=3)),
+    "mobilebert-no-bottleneck": (MobileBertForMaskedLM, MobileBertConfig(
+        vocab_size=31, hidden_size=12, embedding_size=12, trigram_input=False, use_bottleneck=False,
+        num_hidden_layers=2, num_attention_heads=3, intermediate_size=14, num_feedforward_networks=2,
+        normalization_type="layer_norm", layer_norm_eps=1e-5, max_position_embeddings=20, hidden_act="gelu")),
     "mosaicbert": (MosaicBertForMaskedLM, MosaicBertConfig(vocab_size=41, hidden_size=24, num_hidden_layers=2,
                                                            num_attention_heads=6, intermediate_size=20,
                                                            type_vocab_size=3)),
@@ -116,6 +129,18 @@ def test_what_flex_cannot_reproduce_is_refused():
         flex_from(ModernBertForMaskedLM(ModernBertConfig(**{**modern.__dict__, "classifier_activation": "silu"})))
     with pytest.raises(ValueError, match="grouped feed-forward"):
         flex_from(ConvBertForMaskedLM(ConvBertConfig(**{**FAMILIES["convbert"][1].__dict__, "num_groups": 2})))
+    mobile = FAMILIES["mobilebert"][1]
+    for field, values in [("trigram_input", dict(trigram_input=True)), ("embedding_size", dict(embedding_size=8)),
+                          ("use_bottleneck_attention",       # MobileBERT's published attention: values from x
+                           dict(use_bottleneck_attention=False, key_query_shared_bottleneck=True)),
+                          ("key_query_shared_bottleneck", dict(key_query_shared_bottleneck=True)),
+                          ("normalization_type", dict(normalization_type="no_norm")),
+                          ("layer_norm_eps", dict(layer_norm_eps=1e-12)),
+                          ("tie_word_embeddings", dict(tie_word_embeddings=False))]:
+        with pytest.raises(ValueError, match=f"MobileBERT's {field} .* cannot be Flex"):
+            flex_from(MobileBertForMaskedLM(MobileBertConfig(**{**mobile.__dict__, **values})))
+    with pytest.raises(ValueError, match="MobileBERT's trigram_input True cannot be Flex"):
+        flex.preset("mobilebert")              # the published MobileBERT: trigram embeddings, values from x, NoNorm
     with pytest.raises(ValueError, match="flex_from maps"):
         flex_from(FlexForMaskedLM(FlexConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1,
                                              num_attention_heads=2, intermediate_size=8)))
@@ -144,6 +169,9 @@ SMALL = dict(vocab_size=29, hidden_size=12, num_hidden_layers=3, num_attention_h
     (dict(span_conv_kernel=3, unpad=True), "span_conv_kernel with unpad is not supported"),
     (dict(span_conv_kernel=3, bias=False), "span_conv_kernel needs bias=true"),
     (dict(span_conv_kernel=3, positions="rope", hidden_size=20, num_attention_heads=4), "must be even, got 5"),
+    (dict(intra_bottleneck_size=5), "intra_bottleneck_size 5 is not a multiple of num_attention_heads 2"),
+    (dict(intra_bottleneck_size=8, norm="pre"), "intra_bottleneck_size needs norm=post"),
+    (dict(num_feedforward_networks=0), "num_feedforward_networks must be positive"),
 ])
 def test_impossible_combinations_are_refused_with_the_reason(values, message):
     config = FlexConfig(**{**SMALL, **values})
@@ -173,6 +201,8 @@ COMBINATIONS = {
     "no-bias": dict(bias=False, norm="pre", type_vocab_size=0),
     "factorised-E": dict(embedding_size=8, norm="pre", positions="rope", tie_word_embeddings=True),
     "no_norm+learned+local": dict(norm_type="no_norm", attention="local_global", local_attention=2, unpad=True),
+    "bottleneck+stacked+rope": dict(intra_bottleneck_size=8, num_feedforward_networks=3, positions="rope",
+                                    bias=False, unpad=True),
 }
 
 
@@ -309,6 +339,11 @@ def test_rtd_pair_shares_one_embeddings_module_and_saves_both(tmp_path):
     with pytest.raises(ValueError, match="positions: generator alibi, discriminator rope"):
         flex.FlexPretrainer(pair.generator, flex.FlexForReplacedTokenDetection(
             dataclasses.replace(config, positions="rope")))
+    bottleneck = flex.FlexPretrainer.from_config(dataclasses.replace(config, norm="post", intra_bottleneck_size=8), 0.5)
+    generator = bottleneck.generator.config                  # half of every width: hidden, bottleneck, heads, FFN
+    assert (generator.hidden_size, generator.intra_bottleneck_size, generator.num_attention_heads,
+            generator.intermediate_size) == (8, 4, 2, 12)
+    assert np.isfinite(float(bottleneck(ids, mask, labels=labels, key=jax.random.key(0)).total))
     pair.save_pretrained(tmp_path)
     assert type(minibert.from_pretrained(tmp_path)).__name__ == "FlexForReplacedTokenDetection"
     assert type(minibert.from_pretrained(tmp_path / "generator")).__name__ == "FlexForMaskedLM"

@@ -1,5 +1,5 @@
-"""Every family pretrains from the command line's code path, with its default objective (and Flex with a composed
-config and MLM + NSP), and its loss falls."""
+"""Every family pretrains from the command line's code path, with its default objective (and Flex composed three ways,
+with MLM + NSP, MLM + SOP and RTD), and its loss falls."""
 
 import pytest
 
@@ -11,6 +11,8 @@ from minibert.training.pretrain import PretrainConfig, pretrain
 @pytest.mark.slow
 @pytest.mark.parametrize("family, objective, overrides", [*((family, None, None) for family in presets.FAMILIES),
                                                           ("flex", "mlm+nsp", "positions=rope,norm=pre,ffn=geglu"),
+                                                          ("flex", "mlm+sop",
+                                                           "intra_bottleneck_size=32,num_feedforward_networks=3"),
                                                           ("flex", "rtd", "positions=alibi,bias=false")])
 def test_each_family_trains_with_falling_loss(family, objective, overrides, corpus_and_vocab, tmp_path):
     corpus, vocab = corpus_and_vocab

@@ -124,7 +124,7 @@ def test_two_processes_give_the_same_losses_as_one(prepared, tmp_path):
     assert len(losses(tmp_path / "two")) == 4                     # one process logs
 
 
-@pytest.mark.parametrize("change, error, message", [
+@pytest.mark.parametrize("change, error, message", list([
     (["--corpus", "/no/such/corpus"], ValueError, "/no/such/corpus"),
     (["--family", "gpt"], ValueError, "unknown family 'gpt'"),
     (["--size", "huge"], ValueError, "unknown size 'huge'"),
@@ -137,9 +137,20 @@ def test_two_processes_give_the_same_losses_as_one(prepared, tmp_path):
     (["--steps", "0"], ValueError, "pretraining needs steps ≥ 1, got 0"),
     (["--config-overrides", "num_layers=4"], ValueError, "BertConfig has no field 'num_layers'"),
     (["--config-overrides", "hidden_size=129"], ValueError, "hidden_size 129 is not a multiple of num_attention_heads 2"),
+    (["--config", "/no/such/config.json"], FileNotFoundError, "--config /no/such/config.json: no such file"),
+]) + [   # a --config file's faults: each names the file (written by the test as config.json in its output folder)
+    (["--config", text], ValueError, message) for text, message in [
+        ('{"num_hidden_layers": 3,\n "hidden_size": }', r"config.json: invalid JSON at line 2"),
+        ('{"num_layers": 3}', r"config.json: BertConfig has no field 'num_layers'"),
+        ('{"model_type": "flex"}', r"config.json: model_type 'flex', but this run trains a 'bert' model"),
+        ('{"num_hidden_layers": "3"}', r"config.json: .*num_hidden_layers must be int"),
+        ('[1, 2]', r"config.json: expected a JSON object")]
 ])   # (options out of range fail earlier, at parse time: tests/test_cli.py)
 def test_bad_arguments_fail_before_training(corpus_and_vocab, tmp_path, change, error, message):
     corpus, vocab = corpus_and_vocab
+    if change[0] == "--config" and change[1].startswith(("{", "[")):
+        (tmp_path / "config.json").write_text(change[1])
+        change = ["--config", str(tmp_path / "config.json")]
     args = ["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--output", str(tmp_path), *ARGS, "--steps", "2"]
     with pytest.raises(error, match=message):
         main(args + change)
@@ -288,3 +299,15 @@ def test_config_overrides_change_the_presets_model(prepared):
 
     p = plan(PretrainConfig(family="bert", data=str(prepared), config_overrides="num_hidden_layers=4,hidden_act=relu"))
     assert (p.model_config.num_hidden_layers, p.model_config.hidden_act, p.model_config.hidden_size) == (4, "relu", 128)
+
+
+def test_config_file_then_overrides_over_the_preset(prepared, tmp_path):
+    """`--config FILE` (a JSON object, e.g. a saved config.json) sets fields over the preset; `--set` then over it."""
+    from minibert.training.pretrain import PretrainConfig, plan
+
+    (tmp_path / "config.json").write_text('{"model_type": "flex", "positions": "rope", "ffn": "geglu", "norm": "pre"}')
+    p = plan(PretrainConfig(family="flex", data=str(prepared), config_file=str(tmp_path / "config.json"),
+                            config_overrides="norm=post,intra_bottleneck_size=64,num_feedforward_networks=2"))
+    c = p.model_config
+    assert (c.positions, c.ffn, c.norm, c.intra_bottleneck_size, c.num_feedforward_networks, c.hidden_size) == \
+        ("rope", "geglu", "post", 64, 2, 128)
