@@ -1,36 +1,54 @@
 """One idea at a time: what each idea of the BERT family buys a small encoder, on the same data and budget.
 
     python bench/ablations.py --output runs/ablations            # the table in bench/RESULTS.md (2 CPU cores)
-    python bench/ablations.py --smoke --output /tmp/ablations    # CI: BERT-tiny, two variants, one seed, 4 steps
+    python bench/ablations.py --smoke --output /tmp/ablations    # CI: BERT-tiny, baseline and RTD, one seed, 4 steps
     python bench/ablations.py --size base --seq-len 128 --batch-size 256 --steps 20000 --dtype bfloat16 \
         --output runs/ablations-base                             # a researcher's GPU/TPU run (not yet measured)
 
 Every variant is the composable encoder (`minibert/models/flex.py`, `--family flex`) with one field changed from
-the baseline: BERT (Devlin et al. 2019) — post-LN, learned absolute positions, GELU MLP, biases, token types, 15%
-masking — at `--size` (default tiny: L=2, H=128, Turc et al. 2019; 200 updates of 32 × 64 tokens). BERT-mini
-(`--size mini`, L=4, H=256) is the issue's baseline, but it does not fit the hour on 2 CPU cores: 0.95 s a step,
-so 120 updates a run and about 2.5 hours for the table (another job sharing the CPU), and at 120 updates it still
-answers "the" to every mask. The data is WikiText-2 (Merity et al. 2016):
-its validation split to train on, its test split held out (both prepared once into OUTPUT/data with one WordPiece
-vocabulary trained on the validation split; the held-out documents are exactly the test split's, scored on at most
-512 rows masked at 15% whatever the training rate, `pretrain.EVAL_MASK_RATE`).
+the baseline, or one choice of its pretraining (the masking rate; the objective, `Variant.objective`): BERT (Devlin
+et al. 2019) — post-LN, learned absolute positions, GELU MLP, biases, token types, 15% masking — at `--size`
+(default tiny: L=2, H=128, Turc et al. 2019; 200 updates of 32 × 64 tokens). BERT-mini (`--size mini`, L=4, H=256)
+is the issue's baseline, but it does not fit the hour on 2 CPU cores: 0.95 s a step, so 120 updates a run and about
+2.5 hours for the table (another job sharing the CPU), and at 120 updates it still answers "the" to every mask. The
+data is WikiText-2 (Merity et al. 2016): its validation split to train on, its test split held out (both prepared
+once into OUTPUT/data with one WordPiece vocabulary trained on the validation split; the held-out documents are
+exactly the test split's, scored on at most 512 rows masked at 15% whatever the training rate,
+`pretrain.EVAL_MASK_RATE`).
 
 Each variant trains `--seeds` times (seed = initialisation, masking and data order) under two budgets:
 - **tokens**: `--steps` updates of `--batch-size` × `--seq-len` tokens, as the baseline;
 - **time**: the baseline's training time (its steps × its step time), spent at the variant's own
   step time: steps = baseline time / variant step time (a variant within 10% of the baseline's step time, the
   timing noise of a shared CPU, reuses its token run).
-Reported per variant and budget (`table.md`, stdout): parameters; forward FLOPs per token (XLA's count of the
-compiled forward at (batch, seq), the MLM head over every position); step time (a timing run of 60 updates per
-variant after the training runs, the variants one after the other: the median of the logged intervals after the
-first, compilation and evaluation excluded, batch × seq / tokens_per_second); held-out MLM loss and
-accuracy, mean ± std over seeds; and Δ loss against the baseline with its verdict: "real" when
-|Δ| > 2·√(s²_variant/n + s²_baseline/n) (two standard errors of the difference), else "within noise". The
-plot (`ablations.png`) draws held-out loss against training time (step × step time) for every run.
+Each run, once trained (a time run that reuses its token run reuses its score too), is fine-tuned on SST-2 (Socher
+et al. 2013; GLUE, `--sst2`) by the project's `finetune` (`minibert finetune --task glue`), the downstream arm: a
+fresh [CLS] pooler and classifier on the saved encoder, `FINETUNE_EXAMPLES` = 8,000 sentences of train_full.tsv
+drawn with the run's seed, one epoch of 250 updates of 32 × 64 tokens at peak learning rate `FINETUNE_LR` = 5e-4
+(10% warmup, linear decay), then the 872 dev sentences scored once: 25–30 s a fine-tune of Flex-tiny on 2 CPU cores
+(45–53 s with another job on the CPU). The budget is the smallest tried that learned on every seed: 4,000 sentences
+(at 3e-4 to 1e-3), or 8,000 at 1e-4 or 3e-4, left some seeds' classifiers at the majority class's accuracy (0.509),
+the plateau of the prior; 8,000 at 5e-4 took the baseline's three seeds to 0.73–0.76.
 
-A run writes one line to `OUTPUT/runs.jsonl` when it ends; run the same command again and it continues with the
-runs not there yet (finished work is never redone or lost). The paper's own claim sits beside each idea in
-`VARIANTS`; bench/RESULTS.md says where the small-scale result agrees.
+The RTD objective (ELECTRA, Clark et al. 2020) trains the family's small generator (a quarter of the width, Flex's
+`generator_fraction`) with the discriminator, both sharing the embeddings; the run keeps the discriminator
+(FlexForReplacedTokenDetection; the generator in its generator/ folder), and that is what is counted and fine-tuned.
+Its held-out numbers are the generator's MLM loss + λ·the RTD loss, no MLM loss of a comparable model, so its
+held-out columns are "—" and SST-2 alone judges it.
+
+Reported per variant and budget (`table.md`, stdout): parameters; forward FLOPs per token (XLA's count of the
+compiled forward at (batch, seq) up to the logits: the MLM head over every position, the RTD discriminator's
+per-token score); step time (a timing run of 60 updates per variant after the token runs, the variants one after
+the other: the median of the logged intervals after the first, compilation and evaluation excluded, batch × seq /
+tokens_per_second; an RTD update runs generator and discriminator); held-out MLM loss and accuracy, mean ± std over
+seeds; SST-2 dev accuracy, mean ± std over seeds; and Δ loss and Δ SST-2 against the baseline, each with its verdict:
+"real" when |Δ| > 2·√(s²_variant/n + s²_baseline/n) (two standard errors of the difference), else "within noise".
+The plot (`ablations.png`) draws held-out loss against training time (step × step time) for every MLM run.
+
+A run writes one line to `OUTPUT/runs.jsonl` when it ends, its fine-tune one line to `OUTPUT/downstream.jsonl`
+(the fine-tuned classifier in OUTPUT/finetune/); run the same command again and it continues with the work not
+there yet (finished work is never redone or lost; a line is keyed by variant, seed, budget and steps). The paper's
+own claim sits beside each idea in `VARIANTS`; bench/RESULTS.md says where the small-scale result agrees.
 """
 
 from __future__ import annotations
@@ -58,6 +76,7 @@ class Variant:
     overrides: str            # FlexConfig fields changed from the baseline (update_from_string syntax)
     claim: str                # what the paper that introduced the idea reports
     mask_rate: float = 0.15
+    objective: str = "mlm"    # PretrainConfig.objective: "rtd" trains a generator and scores its discriminator
 
 
 VARIANTS = {
@@ -82,15 +101,16 @@ VARIANTS = {
                                        "spent elsewhere"),
     "unpadding": Variant("unpad=true", "MosaicBERT §2.1; ModernBERT §2.1.3: the same function, faster on padded "
                                        "batches (for speed only)"),
+    "bottleneck + stacked FFNs": Variant("intra_bottleneck_size=32,num_feedforward_networks=4,intermediate_size=128",
+                                         "MobileBERT (Sun et al. 2020) §3.1–3.2, Table 1/Table 4: bottlenecks with "
+                                         "4 stacked FFNs keep BERT's quality at a quarter of the intra-block width"),
+    "RTD objective": Variant("", "Clark et al. 2020 (ELECTRA) §3.2, Table 1–2: replaced-token detection beats MLM "
+                                 "downstream at equal compute, because every token is trained", objective="rtd"),
 }
-NOT_YET = {   # the issue's other variants: the composable encoder does not express them yet
-    "bottleneck + stacked FFNs": "MobileBERT's bottlenecks are not a Flex choice yet",
-    "RTD objective": "Flex trains with it (`--objective rtd`, FlexPretrainer), but what RTD buys is the "
-                     "discriminator's, which a held-out MLM loss does not score (it is the small generator's): it "
-                     "needs a downstream score, e.g. SST-2 after fine-tuning, not in this table yet",
-}
-SMOKE = ("baseline", "pre-LN")
+SMOKE = ("baseline", "RTD objective")
 SAME_SPEED = 0.10     # a step time within 10% of the baseline's (a CPU's timing noise): the token run serves both
+FINETUNE_EXAMPLES = 8000   # SST-2 sentences of each run's fine-tune: 250 updates of 32, 25–30 s on 2 CPU cores
+FINETUNE_LR = 5e-4
 
 
 def prepare_wikitext(source: Path, output: Path) -> tuple[Path, float]:
@@ -111,7 +131,8 @@ def prepare_wikitext(source: Path, output: Path) -> tuple[Path, float]:
 
 
 def forward_flops_per_token(model, batch_size: int, seq_len: int) -> float:
-    """XLA's FLOP count of the compiled forward pass on a (batch, seq) batch without padding, per token."""
+    """XLA's FLOP count of the compiled forward pass on a (batch, seq) batch without padding, per token, up to the
+    model's `.logits`: (batch, seq, vocab) of a masked LM, (batch, seq) of an RTD discriminator."""
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -125,35 +146,68 @@ def forward_flops_per_token(model, batch_size: int, seq_len: int) -> float:
 
 
 def pretraining(args, variant: Variant, data: Path, held_out: float, train):
-    """The `minibert pretrain` config of one run of the variant: Flex at `--size`, its overrides and masking rate."""
+    """The `minibert pretrain` config of one run of the variant: Flex at `--size`, its overrides, masking rate and
+    objective."""
     from minibert.training.pretrain import PretrainConfig
 
-    return PretrainConfig(family="flex", size=args.size, objective="mlm", config_overrides=variant.overrides or None,
+    return PretrainConfig(family="flex", size=args.size, objective=variant.objective,
+                          config_overrides=variant.overrides or None,
                           data=str(data), seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=variant.mask_rate,
                           held_out_documents=held_out, dtype=args.dtype, train=train)
 
 
+def run_dir(args, name: str, budget: str, seed: int) -> Path:
+    """The folder of one pretraining run: its saved model (the discriminator of an RTD run) and metrics.jsonl."""
+    return Path(args.output) / "runs" / f"{name.replace('/', '-').replace(' ', '-')}-{budget}-seed{seed}"
+
+
 def train(args, name: str, variant: Variant, seed: int, steps: int, data: Path, held_out: float, budget: str) -> dict:
-    """One pretraining run of the variant; its record (the line of runs.jsonl)."""
+    """One pretraining run of the variant; its record (the line of runs.jsonl). An RTD run's parameters and FLOPs
+    are its discriminator's (the model it keeps), and its held-out loss, accuracy and curve are None and []: the
+    held-out numbers of an RTD run are its generator's MLM loss plus λ·the RTD loss, no MLM loss to compare."""
     import jax
     from flax import nnx
 
+    from minibert.checkpoints import hf
     from minibert.training.loop import TrainConfig
     from minibert.training.pretrain import pretrain
 
-    every = max(1, steps // 5)
-    out = Path(args.output) / "runs" / f"{name.replace('/', '-').replace(' ', '-')}-{budget}-seed{seed}"
+    every = max(1, steps // 5)                 # (an RTD run's held-out scores go unused: scored at its end only)
+    out = run_dir(args, name, budget, seed)
     config = pretraining(args, variant, data, held_out, TrainConfig(
-        steps=steps, learning_rate=args.lr, warmup_steps=steps // 10, log_every=every, eval_every=every,
-        save_every=steps, seed=seed, output_dir=str(out)))
+        steps=steps, learning_rate=args.lr, warmup_steps=steps // 10, log_every=every,
+        eval_every=every if variant.objective == "mlm" else steps, save_every=steps, seed=seed, output_dir=str(out)))
     shutil.rmtree(out, ignore_errors=True)     # a run killed before its line in runs.jsonl: begun again
-    model, _, history = pretrain(config)
-    scored = [r for r in history if "eval_loss" in r]
+    model, _, history = pretrain(config)       # (an RTD run returns its generator; the discriminator is in `out`)
+    scored = [r for r in history if "eval_loss" in r] if variant.objective == "mlm" else []
+    if variant.objective == "rtd":
+        model = hf.from_pretrained(out)
     return dict(variant=name, budget=budget, seed=seed, steps=steps,
                 parameters=int(sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))),
                 flops_per_token=forward_flops_per_token(model, args.batch_size, args.seq_len),
-                eval_loss=scored[-1]["eval_loss"], eval_accuracy=scored[-1]["eval_accuracy"],
+                eval_loss=scored[-1]["eval_loss"] if scored else None,
+                eval_accuracy=scored[-1]["eval_accuracy"] if scored else None,
                 curve=[(r["step"], r["eval_loss"]) for r in scored])
+
+
+def downstream(args, name: str, budget: str, seed: int) -> float:
+    """SST-2 dev accuracy (all 872 sentences) of the run's saved model after a short fine-tune with the project's
+    `finetune` (`minibert finetune --task glue`): a new [CLS] pooler and classifier, `--finetune-examples` sentences
+    of train_full.tsv drawn with the run's seed, one epoch of batches of 32 at seq 64, peak learning rate
+    `FINETUNE_LR` (10% warmup, linear decay), the dev set scored once at the end."""
+    from minibert.training.finetune import FinetuneConfig, finetune
+    from minibert.training.loop import TrainConfig
+
+    out = Path(args.output) / "finetune" / run_dir(args, name, budget, seed).name
+    shutil.rmtree(out, ignore_errors=True)     # a fine-tune killed before its line in downstream.jsonl: begun again
+    once = 10 ** 9                             # log, score and save at the last step only
+    result = finetune(FinetuneConfig(
+        task="glue", model=str(run_dir(args, name, budget, seed)), train_file=str(Path(args.sst2) / "train_full.tsv"),
+        eval_file=str(Path(args.sst2) / "dev.tsv"), max_length=64, batch_size=32, epochs=1.0,
+        train_limit=args.finetune_examples, train=TrainConfig(learning_rate=FINETUNE_LR, log_every=once,
+                                                               eval_every=once, save_every=once, seed=seed,
+                                                               output_dir=str(out))))
+    return result.best["accuracy"]
 
 
 def step_time(args, name: str, data: Path, held_out: float) -> float:
@@ -175,38 +229,59 @@ def step_time(args, name: str, data: Path, held_out: float) -> float:
     return args.batch_size * args.seq_len / float(np.median(rates))
 
 
+def compared(values: list[float], base: list[float]) -> tuple[float, str]:
+    """Δ = mean(values) − mean(base) and its verdict: "real" when |Δ| > 2·√(s²/n + s²_base/n_base), "within
+    noise" otherwise, "one seed" when either side has fewer than two values to estimate s from."""
+    delta = float(np.mean(values) - np.mean(base))
+    if len(values) < 2 or len(base) < 2:
+        return delta, "one seed"
+    noise = 2 * np.sqrt(np.var(values, ddof=1) / len(values) + np.var(base, ddof=1) / len(base))
+    return delta, "real" if abs(delta) > noise else "within noise"
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    """Mean and standard deviation (ddof 1; 0 for one value)."""
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def summarise(runs: list[dict], names: list[str], step_times: dict[str, float]) -> list[dict]:
-    """Per variant and budget: the means, stds and Δ loss against the baseline with its verdict."""
+    """Per variant and budget: the means, stds and Δ loss and Δ SST-2 against the baseline with their verdicts (None
+    where a run has no held-out MLM loss, the RTD runs)."""
     rows = []
     for budget in ("tokens", "time"):
-        base = [r["eval_loss"] for r in runs if r["variant"] == "baseline" and r["budget"] == "tokens"]
+        base = [r for r in runs if r["variant"] == "baseline" and r["budget"] == "tokens"]
         for name in names:       # (the baseline's time budget is its token budget)
             kind = "tokens" if name == "baseline" else budget
             mine = [r for r in runs if r["variant"] == name and r["budget"] == kind]
             if not mine:
                 continue
-            loss = np.array([r["eval_loss"] for r in mine])
-            noise = 2 * np.sqrt(loss.var(ddof=1) / len(loss) + np.var(base, ddof=1) / len(base)) \
-                if len(loss) > 1 and len(base) > 1 else float("nan")
-            delta = loss.mean() - np.mean(base)
-            rows.append(dict(budget=budget, variant=name, parameters=mine[0]["parameters"],
-                             flops_per_token=mine[0]["flops_per_token"], steps=mine[0]["steps"],
-                             step_time=step_times[name], loss=loss.mean(),
-                             loss_std=loss.std(ddof=1) if len(loss) > 1 else 0.0,
-                             accuracy=np.mean([r["eval_accuracy"] for r in mine]),
-                             accuracy_std=np.std([r["eval_accuracy"] for r in mine], ddof=1) if len(mine) > 1 else 0.0,
-                             delta=delta, verdict="—" if name == "baseline" else
-                             ("real" if abs(delta) > noise else "within noise") if noise == noise else "one seed"))
+            loss = [r["eval_loss"] for r in mine if r["eval_loss"] is not None]
+            sst2 = [r["sst2_accuracy"] for r in mine]
+            row = dict(budget=budget, variant=name, parameters=mine[0]["parameters"],
+                       flops_per_token=mine[0]["flops_per_token"], steps=mine[0]["steps"], step_time=step_times[name],
+                       loss=None, loss_std=None, accuracy=None, accuracy_std=None, delta=None, verdict=None)
+            if loss:
+                row["loss"], row["loss_std"] = spread(loss)
+                row["accuracy"], row["accuracy_std"] = spread([r["eval_accuracy"] for r in mine])
+                row["delta"], row["verdict"] = compared(loss, [r["eval_loss"] for r in base])
+            row["sst2"], row["sst2_std"] = spread(sst2)
+            row["sst2_delta"], row["sst2_verdict"] = compared(sst2, [r["sst2_accuracy"] for r in base])
+            if name == "baseline":
+                row["verdict"] = row["sst2_verdict"] = "—"
+            rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| budget | variant | parameters | MFLOPs/token | steps | step (ms) | held-out loss | held-out accuracy "
-             "| Δ loss | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| Δ loss | verdict | SST-2 dev accuracy | Δ SST-2 | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
     for r in rows:
+        held_out = (f"{r['loss']:.3f} ± {r['loss_std']:.3f} | {r['accuracy']:.3f} ± {r['accuracy_std']:.3f} | "
+                    f"{r['delta']:+.3f} | {r['verdict']}") if r["loss"] is not None else "— | — | — | —"
         lines.append(f"| {r['budget']} | {r['variant']} | {r['parameters']:,} | {r['flops_per_token'] / 1e6:.1f} | "
-                     f"{r['steps']} | {1e3 * r['step_time']:.0f} | {r['loss']:.3f} ± {r['loss_std']:.3f} | "
-                     f"{r['accuracy']:.3f} ± {r['accuracy_std']:.3f} | {r['delta']:+.3f} | {r['verdict']} |")
+                     f"{r['steps']} | {1e3 * r['step_time']:.0f} | {held_out} | {r['sst2']:.3f} ± {r['sst2_std']:.3f} "
+                     f"| {r['sst2_delta']:+.3f} | {r['sst2_verdict']} |")
     return "\n".join(lines)
 
 
@@ -218,8 +293,8 @@ def plot(runs: list[dict], step_times: dict[str, float], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     colors = dict(zip(VARIANTS, plt.cm.tab10.colors + plt.cm.Set2.colors))
     for ax, budget in zip(axes, ("tokens", "time")):
-        for r in runs:
-            if r["budget"] == budget or (budget == "time" and r["variant"] == "baseline"):
+        for r in runs:            # (an RTD run has no held-out MLM curve)
+            if r["curve"] and (r["budget"] == budget or (budget == "time" and r["variant"] == "baseline")):
                 steps, loss = zip(*r["curve"])
                 ax.plot(np.array(steps) * step_times[r["variant"]], loss, "-", color=colors[r["variant"]], alpha=0.7,
                         label=r["variant"] if r["seed"] == 0 else None)
@@ -243,38 +318,58 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: every one")
     p.add_argument("--data", default=str(_HERE.parent.parent / "shared" / "data" / "wikitext-2-raw"),
                    help="the folder of wiki.valid.raw and wiki.test.raw")
-    p.add_argument("--smoke", action="store_true", help="BERT-tiny, baseline and pre-LN, one seed, 4 steps (CI)")
+    p.add_argument("--sst2", default=str(_HERE.parent.parent / "shared" / "data" / "SST-2"),
+                   help="the folder of SST-2's train_full.tsv and dev.tsv")
+    p.add_argument("--finetune-examples", type=int, default=FINETUNE_EXAMPLES,
+                   help="SST-2 training sentences of each fine-tune (one epoch)")
+    p.add_argument("--smoke", action="store_true", help="BERT-tiny, baseline and RTD objective, one seed, 4 steps, "
+                                                        "fine-tuned on 32 sentences (CI)")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
     if args.smoke:
         args.size, args.steps, args.seq_len, args.batch_size, args.seeds, args.timing_steps = "tiny", 4, 32, 8, 1, 6
-        args.variants = list(SMOKE)
+        args.variants, args.finetune_examples = list(SMOKE), 32
     names = ["baseline", *[n for n in (args.variants or VARIANTS) if n != "baseline"]]
-    source = Path(args.data)
+    source, sst2 = Path(args.data), Path(args.sst2)
     if not (source / "wiki.valid.raw").is_file() or not (source / "wiki.test.raw").is_file():
         print(f"error: {source} holds no wiki.valid.raw and wiki.test.raw (WikiText-2 raw; --data)", file=sys.stderr)
+        return 2
+    if not (sst2 / "train_full.tsv").is_file() or not (sst2 / "dev.tsv").is_file():
+        print(f"error: {sst2} holds no train_full.tsv and dev.tsv (GLUE's SST-2; --sst2)", file=sys.stderr)
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     data, held_out = prepare_wikitext(source, out)
-    log = out / "runs.jsonl"
-    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    log, scores_log = out / "runs.jsonl", out / "downstream.jsonl"
+    runs, scores = ([json.loads(line) for line in f.read_text().splitlines()] if f.is_file() else []
+                    for f in (log, scores_log))
+    key = lambda r: (r["variant"], r["seed"], r["budget"], r["steps"])
 
     def run(name, seed, steps, budget):
-        for r in runs:
-            if (r["variant"], r["seed"], r["budget"], r["steps"]) == (name, seed, budget, steps):
-                return r
-        record = train(args, name, VARIANTS[name], seed, steps, data, held_out, budget)
-        runs.append(record)
-        with log.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        print(f"{name:<14} {budget:<6} seed {seed}: {steps} steps, "
-              f"held-out loss {record['eval_loss']:.3f}, accuracy {record['eval_accuracy']:.3f}", flush=True)
-        return record
+        """The run's record with its `sst2_accuracy`: each read from its log, or trained / fine-tuned and logged."""
+        record = next((r for r in runs if key(r) == (name, seed, budget, steps)), None)
+        if record is None:
+            record = train(args, name, VARIANTS[name], seed, steps, data, held_out, budget)
+            runs.append(record)
+            with log.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            scored = "" if record["eval_loss"] is None else \
+                f", held-out loss {record['eval_loss']:.3f}, accuracy {record['eval_accuracy']:.3f}"
+            print(f"{name:<14} {budget:<6} seed {seed}: {steps} steps{scored}", flush=True)
+        score = next((r for r in scores if key(r) == key(record)), None)
+        if score is None:
+            score = dict(variant=name, seed=seed, budget=budget, steps=steps,
+                         sst2_accuracy=downstream(args, name, budget, seed))
+            scores.append(score)
+            with scores_log.open("a") as f:
+                f.write(json.dumps(score) + "\n")
+            print(f"{name:<14} {budget:<6} seed {seed}: SST-2 dev accuracy {score['sst2_accuracy']:.3f}", flush=True)
+        return {**record, "sst2_accuracy": score["sst2_accuracy"]}
 
+    measured = []                                            # the records of the table, the time arm's included
     for seed in range(args.seeds):                          # the token budget first
         for name in names:
-            run(name, seed, args.steps, "tokens")
+            measured.append(run(name, seed, args.steps, "tokens"))
     timing = out / "step_times.json"                         # then the step times, which set the time budget
     step_times = json.loads(timing.read_text()) if timing.is_file() else {}
     for name in names:
@@ -287,17 +382,15 @@ def main(argv=None) -> int:
         for name in names[1:]:
             steps = max(1, round(baseline_time / step_times[name]))
             if abs(steps - args.steps) > SAME_SPEED * args.steps:
-                run(name, seed, steps, "time")
+                measured.append(run(name, seed, steps, "time"))
             else:                                            # as fast as the baseline: its token run is the same
-                runs.append({**run(name, seed, args.steps, "tokens"), "budget": "time"})
-    runs = [r for r in runs if r["variant"] in names]
+                measured.append({**run(name, seed, args.steps, "tokens"), "budget": "time"})
     text = (f"{datetime.date.today()} · {platform.node()} ({os.cpu_count()} cores) · `python bench/ablations.py "
             f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
-            f"{table(summarise(runs, names, step_times))}\n\n"
-            + "\n".join(f"- **{n}**: {v.claim}" for n, v in VARIANTS.items() if n in names)
-            + "\n\nNot measured yet: " + "; ".join(f"{n} ({why})" for n, why in NOT_YET.items()) + ".\n")
+            f"{table(summarise(measured, names, step_times))}\n\n"
+            + "\n".join(f"- **{n}**: {v.claim}" for n, v in VARIANTS.items() if n in names) + "\n")
     (out / "table.md").write_text(text)
-    plot(runs, step_times, out / "ablations.png")
+    plot(measured, step_times, out / "ablations.png")
     print(text)
     return 0
 
