@@ -60,8 +60,8 @@ def pretrain(args) -> int:
 
     train = train_config(args)
     config = PretrainConfig(family=args.family, size=args.size, objective=args.objective, data=args.data,
-                            config_file=args.config, config_overrides=args.config_overrides, corpus=args.corpus, text_field=args.text_field,
-                            workers=args.workers, vocab=args.vocab,
+                            config_file=args.config, config_overrides=args.config_overrides, corpus=args.corpus,
+                            text_field=args.text_field, workers=args.workers, vocab=args.vocab,
                             tokenizer=args.tokenizer, vocab_size=args.vocab_size, lowercase=not args.cased,
                             seq_len=args.seq_len, batch_size=args.batch_size, mask_rate=args.mask_rate,
                             whole_word=args.whole_word, dtype=args.dtype, attention=args.attention,

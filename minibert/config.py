@@ -71,13 +71,17 @@ class PretrainedConfig:
         (less RoBERTa's offset, models/roberta.py), None where it has none (ALiBi, RoPE without a table)."""
         return getattr(self, "max_position_embeddings", None)
 
+    def _settable_fields(self) -> set[str]:
+        """The fields a config override may set (the label maps and `extra` are not settable by name)."""
+        return {f.name for f in dataclasses.fields(self)} - {"extra", "id2label", "label2id"}
+
     def update_from_string(self, update_str: str) -> None:
         """Set fields from "name=value,name=value" (transformers' `PretrainedConfig.update_from_string`, which
         `run_mlm.py --config_overrides` uses): each value is read as its field's type (int, float, `true`/`false`,
         a string; `none` for a field that may be None). Raises ValueError naming an unknown field, an item without
         `=`, or a value its field's type cannot hold."""
         hints = typing.get_type_hints(type(self))
-        names = {f.name for f in dataclasses.fields(self)} - {"extra", "id2label", "label2id"}
+        names = self._settable_fields()
         for item in filter(None, (part.strip() for part in update_str.split(","))):
             name, equals, text = (part.strip() for part in item.partition("="))
             if not equals:
@@ -102,7 +106,7 @@ class PretrainedConfig:
         model_type = values.pop("model_type", self.model_type)
         if model_type != self.model_type:
             raise ValueError(f"{path}: model_type {model_type!r}, but this run trains a {self.model_type!r} model")
-        names = {f.name for f in dataclasses.fields(self)} - {"extra", "id2label", "label2id"}
+        names = self._settable_fields()
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"{path}: {type(self).__name__} has no field {', '.join(map(repr, unknown))}; its "
