@@ -43,10 +43,11 @@ embeddings), and the four task heads (models/finetuning.py). `minibert pretrain 
 --set positions=rope,ffn=geglu,norm=pre` (or `--config FILE`) trains any combination.
 
 Reproductions. `flex_from(model)` maps a BERT, ConvBERT, MobileBERT (the configs Flex expresses: `_mobilebert`),
-MosaicBERT or ModernBERT masked LM onto the Flex model that computes the same function (their weights under Flex's names; a bias Flex has and the family lacks is zero), and
-`preset(name)` is the Flex config of each family's defaults. Dropout sits on each sublayer's output (BERT's place);
-MosaicBERT and ModernBERT drop inside the FFN instead, and MobileBERT's bottleneck blocks only on the way out, so the
-reproductions are exact in eval mode, the same model with dropout placed differently in training.
+MosaicBERT or ModernBERT masked LM onto the Flex model that computes the same function (their weights under Flex's
+names; a bias Flex has and the family lacks is zero), and `preset(name)` is the Flex config of each family's
+defaults. Dropout sits on each sublayer's output (BERT's place); MosaicBERT and ModernBERT drop inside the FFN
+instead, and MobileBERT's bottleneck blocks only on the way out, so the reproductions are exact in eval mode, the
+same model with dropout placed differently in training.
 """
 
 from __future__ import annotations
@@ -749,9 +750,9 @@ def _rename(key: str, keys: tuple[tuple[str, str | None], ...]) -> str | None:
 
 def flex_from(model) -> FlexForMaskedLM:
     """The FlexForMaskedLM that computes what `model` (a BertForMaskedLM, ConvBertForMaskedLM, MobileBertForMaskedLM,
-    MosaicBertForMaskedLM or ModernBertForMaskedLM) computes, in eval mode: the family's config as Flex values (unpadding and token capacity
-    as the model runs), its weights under Flex's names; a bias that Flex has and the family lacks is zero.
-    Raises ValueError for another class, or a config Flex cannot express."""
+    MosaicBertForMaskedLM or ModernBertForMaskedLM) computes, in eval mode: the family's config as Flex values
+    (unpadding and token capacity as the model runs), its weights under Flex's names; a bias that Flex has and the
+    family lacks is zero. Raises ValueError for another class, or a config Flex cannot express."""
     reproduction = next((r for r in REPRODUCTIONS.values() if type(model) is r.model_class), None)
     if reproduction is None:
         raise ValueError(f"flex_from maps {', '.join(r.model_class.__name__ for r in REPRODUCTIONS.values())}, "
