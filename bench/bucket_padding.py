@@ -1,6 +1,6 @@
 """Embedding texts one at a time: the host call before bucketing vs after vs `transformers` eager, same run.
 
-    python bench/bucket_padding.py [--model DIR] [--texts 200] [--multiples 32 16 64]
+    python bench/bucket_padding.py [--model DIR] [--texts 200] [--multiples 32 16 64 none]
 
 The model is all-MiniLM-L6-v2 (BERT, L=6, H=384, A=12, I=1536, vocabulary 30522): `--model`, by default the
 published directory that tests/tasks/test_embeddings.py fetches into ~/.cache/minibert-tests. The texts are the
@@ -12,6 +12,9 @@ and timed in), and again warm:
   module graph walked on every call, a compile for every new length);
 - **after (multiple m)**: `model(...)` now — the length padded to the next multiple of m, a `jax.jit` of the
   model split once (models/host.py); `none` = the new path without padding (a compile per length);
+- **after, persistent cache**: the first multiple with JAX's persistent compilation cache on
+  (`minibert.enable_compilation_cache()`, which the command line turns on): a first process that writes it, then a
+  later one that finds every bucket's compile on disk (simulated: `jax.clear_caches()` and a fresh model);
 - **transformers eager**: `BertModel` in PyTorch, `torch.no_grad()`, at the thread count that runs it fastest
   (tried: 1, 2, and torch's default).
 
@@ -32,6 +35,7 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -39,6 +43,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from minibert.checkpoints import hf  # noqa: E402
+from minibert.compilation_cache import enable_compilation_cache  # noqa: E402
 from minibert.models.bert import BertModel  # noqa: E402
 from minibert.tokenization.tokenizer import WordPieceTokenizer  # noqa: E402
 
@@ -107,6 +112,19 @@ def main() -> None:
         cold, warm = loop(call, rows), loop(call, rows)
         after[multiple] = cold[2]
         table.append((f"minibert after, pad_to_multiple_of={multiple}", cold, warm))
+
+    # JAX's persistent compilation cache (minibert/compilation_cache.py), in a new folder: the first loop compiles
+    # and writes each bucket; then, with JAX's in-memory caches cleared and a fresh model, as a later process
+    # would, the second cold loop traces each bucket again but loads its compile from disk
+    multiple = args.multiples[0]
+    enable_compilation_cache(tempfile.mkdtemp(prefix="minibert-bench-cache-"))
+    for name in ("cache empty (the first process: compiles, writes)", "cache filled (a later process: loads)"):
+        jax.clear_caches()
+        model = minibert_model(path)
+        model.pad_to_multiple_of = None if multiple == "none" else int(multiple)
+        call = lambda i, m, t: model(i, attention_mask=m, token_type_ids=t).last_hidden_state
+        table.append((f"minibert after, pad_to_multiple_of={multiple}, persistent {name}", loop(call, rows),
+                      loop(call, rows)))
 
     import torch
     import transformers

@@ -7,6 +7,7 @@
 """
 
 from minibert.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
+from minibert.compilation_cache import enable_compilation_cache
 from minibert.config import BertConfig, PretrainedConfig
 from minibert.models.albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from minibert.models.bert import BertForMaskedLM, BertForPreTraining, BertModel
@@ -46,6 +47,7 @@ __all__ = [
     "MobileBertConfig", "MobileBertForMaskedLM", "MobileBertForPreTraining", "MobileBertModel",
     "MosaicBertConfig", "MosaicBertForMaskedLM", "MosaicBertModel",
     "RobertaConfig", "RobertaForMaskedLM", "RobertaModel",
-    "AutoTokenizer", "Encoding", "PretrainedConfig", "WordPieceTokenizer", "from_pretrained", "quantize_pretrained",
+    "AutoTokenizer", "Encoding", "PretrainedConfig", "WordPieceTokenizer", "enable_compilation_cache", "from_pretrained",
+    "quantize_pretrained",
     "save_pretrained",
 ]

@@ -550,7 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from minibert.compilation_cache import enable_compilation_cache
+
     args = build_parser().parse_args(argv)
+    enable_compilation_cache()      # every command compiles a shape once per machine, not once per run
     return args.run(args)
 
 

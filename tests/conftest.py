@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_default_matmul_precision", "float32")  # exact matmuls on GPU/TPU too (CPU already is)
+# the command line turns JAX's persistent compilation cache on (minibert/compilation_cache.py); tests that run it
+# in-process write nothing to ~/.cache (tests/test_compilation_cache.py turns it on in a temporary folder)
+jax.config.update("jax_enable_compilation_cache", False)
 
 
 def save_reference(model_class_name: str, config_class_name: str, path, seed: int = 0, **config):

@@ -210,3 +210,13 @@ def test_a_pretraining_run_ends_with_a_summary_of_what_it_reached_and_how_to_use
     assert "held-out MLM accuracy 0.338: the share of masked tokens" in out and "perplexity 57.7" in out
     assert "minibert fill-mask --model runs/tiny" in out and "minibert finetune --task glue --model runs/tiny" in out
     assert len(cli.DEMO_SENTENCES) == 3 and all(s.count("[MASK]") == 1 for s in cli.DEMO_SENTENCES)
+
+
+def test_every_command_runs_with_the_persistent_compilation_cache_on(monkeypatch):
+    """A second run of a command loads its compiled shapes from disk (minibert/compilation_cache.py)."""
+    from minibert import compilation_cache
+
+    calls = []
+    monkeypatch.setattr(compilation_cache, "enable_compilation_cache", lambda: calls.append("cache on"))
+    monkeypatch.setattr(cli, "parity", lambda args: calls.append("ran") or 0)
+    assert main(["parity", "model"]) == 0 and calls == ["cache on", "ran"]
