@@ -2,12 +2,13 @@
 sliced back to the real length.
 
 The bucket rule. A sequence of length L runs at the next multiple of `model.pad_to_multiple_of` (default 32),
-capped at the model's longest input (`max_position_embeddings`; RoBERTa's less its offset): lengths 1–32 share one compiled forward pass, 33–64 the next, … — so a loop
-over texts of every length compiles a handful of times instead of once per length. The padding is right padding
-(pad id, attention_mask 0, token type 0), and every output with a sequence axis (last_hidden_state,
-hidden_states, token logits, start/end logits, attentions on both axes) is sliced back to L, so the results at the
-real positions are those of the unpadded call. Set `model.pad_to_multiple_of = None` to run every length as
-it is, or another multiple (8, 64, …) to trade compiles for padded work.
+capped at the model's longest input (`max_position_embeddings`; RoBERTa's less its offset): lengths 1–32 share
+one compiled forward pass, 33–64 the next, … — so a loop over texts of every length compiles a handful of times
+instead of once per length (and, with `minibert.enable_compilation_cache()`, loads them in a later process). The
+padding is right padding (pad id, attention_mask 0, token type 0), and every output with a sequence axis
+(last_hidden_state, hidden_states, token logits, start/end logits, attentions on both axes) is sliced back to L,
+so the results at the real positions are those of the unpadded call. Set `model.pad_to_multiple_of = None` to run
+every length as it is, or another multiple (8, 64, …) to trade compiles for padded work.
 
 Two families see right padding, and are never bucketed (`PADDING_VISIBLE`): ConvBERT's span-based dynamic
 convolution mixes each position with its neighbours, padding included, and MobileBERT's trigram embedding reads
@@ -126,7 +127,8 @@ def variable_ids(node, ids: list | None = None) -> list[int]:
     skipped), in attribute order: a plain walk of the attributes (~0.2 ms for a 6-layer model, a twentieth of
     `nnx.split`) that tells whether a submodule or a Variable object was replaced since the split."""
     ids = [] if ids is None else ids
-    children = vars(node).values() if isinstance(node, nnx.Module) else node.values() if isinstance(node, dict) else node
+    children = (vars(node).values() if isinstance(node, nnx.Module) else node.values() if isinstance(node, dict)
+                else node)
     for child in children:
         if isinstance(child, nnx.Module) or type(child) in CONTAINERS:
             variable_ids(child, ids)
@@ -177,7 +179,10 @@ def call(model, forward, input_ids, attention_mask, token_type_ids, targets: dic
     out = function(*[jax.device_put(a) for a in padded], targets, **flags)
     axes = function.sequence_axes_of((*padded, targets), out, flags)
     # sliced on the host and put back with device_put: a jax slice (or jnp.asarray) compiles once per real length,
-    # the very cost bucketing removes
-    cut = lambda a, seq: jax.device_put(np.asarray(a)[tuple(slice(0, length) if i in seq else slice(None)
-                                                            for i in range(a.ndim))])
+    # the very cost bucketing removes; an output without a sequence axis (pooler_output, logits) is returned as is
+    def cut(a, seq):
+        if not seq:
+            return a
+        kept = tuple(slice(0, length) if i in seq else slice(None) for i in range(a.ndim))
+        return jax.device_put(np.asarray(a)[kept])
     return jax.tree.map(cut, out, axes)
