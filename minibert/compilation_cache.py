@@ -1,7 +1,7 @@
 """JAX's persistent compilation cache, turned on: a process compiles a shape once per machine, not once per run.
 
 A compiled forward pass of all-MiniLM-L6-v2 takes ~0.3 s to compile on a 2-core CPU, one per bucket length
-(models/host.py); a fresh process that finds it in the cache loads it in ~0.05 s. `minibert`'s command line turns
+(models/host.py); a fresh process that finds it in the cache loads it in ~0.07 s. `minibert`'s command line turns
 the cache on for every command; a Python program turns it on with
 
     import minibert

@@ -36,9 +36,16 @@ def test_compiles_are_written_to_the_folder_and_read_back(jax_settings, tmp_path
     assert list(tmp_path.iterdir()), "the compile was not written to the cache"
     jax.clear_caches()                  # as a new process: only the folder remembers the compile
     hits = []
-    jax.monitoring.register_event_listener(
-        lambda event, **_: event == "/jax/compilation_cache/cache_hits" and hits.append(event))
-    assert (jax.jit(function)(jnp.arange(7.0)) == expected).all()
+
+    def listener(event, **_):
+        if event == "/jax/compilation_cache/cache_hits":
+            hits.append(event)
+
+    jax.monitoring.register_event_listener(listener)
+    try:
+        assert (jax.jit(function)(jnp.arange(7.0)) == expected).all()
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
     assert hits
 
 
