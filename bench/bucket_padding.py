@@ -73,8 +73,11 @@ def loop(call, rows) -> tuple[float, int, list]:
     return time.perf_counter() - start, len(COMPILES) - start_compiles, results
 
 
-def minibert_model(path: Path):
-    return hf.from_pretrained(path, model_class=BertModel)
+def bucketed_call(path: Path, multiple: str):
+    """A fresh model's host call (`model(...)`, bucketed to `multiple`, "none": unpadded) → last hidden state."""
+    model = hf.from_pretrained(path, model_class=BertModel)
+    model.pad_to_multiple_of = None if multiple == "none" else int(multiple)
+    return lambda i, m, t: model(i, attention_mask=m, token_type_ids=t).last_hidden_state
 
 
 def main() -> None:
@@ -100,15 +103,13 @@ def main() -> None:
 
     table = []
     old = old_host_call()
-    model = minibert_model(path)
+    model = hf.from_pretrained(path, model_class=BertModel)
     cold = loop(lambda i, m, t: old(model, i, m, t).last_hidden_state, rows)
     warm = loop(lambda i, m, t: old(model, i, m, t).last_hidden_state, rows)
     table.append(("minibert before (nnx.jit per exact shape)", cold, warm))
     after = {}
     for multiple in args.multiples:
-        model = minibert_model(path)
-        model.pad_to_multiple_of = None if multiple == "none" else int(multiple)
-        call = lambda i, m, t: model(i, attention_mask=m, token_type_ids=t).last_hidden_state
+        call = bucketed_call(path, multiple)
         cold, warm = loop(call, rows), loop(call, rows)
         after[multiple] = cold[2]
         table.append((f"minibert after, pad_to_multiple_of={multiple}", cold, warm))
@@ -120,9 +121,7 @@ def main() -> None:
     enable_compilation_cache(tempfile.mkdtemp(prefix="minibert-bench-cache-"))
     for name in ("cache empty (the first process: compiles, writes)", "cache filled (a later process: loads)"):
         jax.clear_caches()
-        model = minibert_model(path)
-        model.pad_to_multiple_of = None if multiple == "none" else int(multiple)
-        call = lambda i, m, t: model(i, attention_mask=m, token_type_ids=t).last_hidden_state
+        call = bucketed_call(path, multiple)
         table.append((f"minibert after, pad_to_multiple_of={multiple}, persistent {name}", loop(call, rows),
                       loop(call, rows)))
 
